@@ -1,0 +1,16 @@
+"""voxweight: class-imbalanced 3D segmentation training made easy to get right.
+
+Per-voxel weight maps built from label volumes, and a binary cross-entropy whose weights align by
+meaning (per-class vectors on the channel axis, per-sample vectors on the batch axis).
+"""
+
+from voxweight._checks import get_value_checks, set_value_checks, value_checks
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "get_value_checks",
+    "set_value_checks",
+    "value_checks",
+]
