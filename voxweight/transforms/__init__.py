@@ -1,0 +1,1 @@
+"""MONAI transforms that build voxel weight maps from label volumes."""
