@@ -5,12 +5,17 @@ meaning (per-class vectors on the channel axis, per-sample vectors on the batch 
 """
 
 from voxweight._checks import get_value_checks, set_value_checks, value_checks
+from voxweight.calibration import debias_logits
+from voxweight.losses import VoxelWeightedBCE, voxel_weighted_bce
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "VoxelWeightedBCE",
     "__version__",
+    "debias_logits",
     "get_value_checks",
     "set_value_checks",
     "value_checks",
+    "voxel_weighted_bce",
 ]
