@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from voxweight._align import WeightLike, align_batch, align_channel, align_map, as_weight_tensor, multiply
+from voxweight._bce import compute_bce, fused_bce
 from voxweight._checks import (
     check_broadcastable_to,
     check_float_tensor,
@@ -43,6 +43,7 @@ def voxel_weighted_bce(
     mask: torch.Tensor | None = None,
     logits: bool = True,
     reduction: str = "mean",
+    fused: bool = False,
 ) -> torch.Tensor:
     """Binary cross-entropy with per-voxel, per-class and per-sample weights that align by meaning.
 
@@ -60,6 +61,9 @@ def voxel_weighted_bce(
         mask: bool, ``input``'s number of dims, each dim equal or 1; False elements are not counted.
         logits: whether ``input`` holds logits (default) or probabilities.
         reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
+        fused: run forward and backward as ``torch.compile``-fused kernels (faster and lighter after a
+            one-off compilation of several seconds; falls back to eager, with a warning, where compiling
+            is unavailable). Off by default: the eager path is bit-for-bit torch.
 
     Returns:
         The reduced loss (0-d) or, for ``"none"``, the element losses with masked elements set to 0.
@@ -84,8 +88,8 @@ def voxel_weighted_bce(
         tensor(1.6173)
     """
     reduction = look_up_option("reduction", reduction, REDUCTIONS)
-    if not isinstance(logits, bool):
-        raise TypeError(f"logits: expected True or False, got {describe(logits)}")
+    _check_flag("logits", logits)
+    _check_flag("fused", fused)
     input = check_float_tensor("input", input)
     target = _prepare_target(target, input)
     if not logits:
@@ -98,10 +102,14 @@ def voxel_weighted_bce(
         align_batch("sample_weight", _weight("sample_weight", sample_weight, input), shape),
     )
     m = _prepare_mask(mask, input)
-    if m is None and reduction != "weighted_mean" and input.numel() > 0:
-        return _elementwise(input, target, w, pos, logits, reduction)  # torch's own reduction: exact parity
-    losses = _elementwise(input, target, w, pos, logits, "none")
-    return _reduce(losses, reduction, m, _effective_weight(w, pos, target), shape)
+    if fused:
+        return fused_bce(input, target, w, pos, m, logits, reduction)
+    return compute_bce(input, target, w, pos, m, logits, reduction)
+
+
+def _check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {describe(value)}")
 
 
 def _weight(name: str, value: Any, input: torch.Tensor, tensor_only: bool = False) -> torch.Tensor | None:
@@ -139,62 +147,6 @@ def _prepare_mask(mask: Any, input: torch.Tensor) -> torch.Tensor | None:
     return mask
 
 
-def _elementwise(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,
-                 pos: torch.Tensor | None, logits: bool, reduction: str) -> torch.Tensor:
-    """Torch's own kernels do the maths; ``pos_weight`` with probabilities is rewritten for them.
-
-    With probabilities, ``-[p t log s + (1 - t) log(1 - s)] = k * BCE(s, p t / k)`` with
-    ``k = p t + 1 - t``, so ``F.binary_cross_entropy`` (and its clamped, stable gradient) applies.
-    """
-    if logits:
-        return F.binary_cross_entropy_with_logits(input, target, weight=w, pos_weight=pos, reduction=reduction)
-    if pos is not None:
-        k = pos * target + (1 - target)
-        target = torch.where(k > 0, pos * target / torch.where(k > 0, k, 1), target)
-        w = multiply(w, k)
-    if w is not None:
-        w = w.expand(input.shape)  # F.binary_cross_entropy wants a weight of the full shape
-    return F.binary_cross_entropy(input, target, weight=w, reduction=reduction)
-
-
-def _effective_weight(w: torch.Tensor | None, pos: torch.Tensor | None, target: torch.Tensor
-                      ) -> torch.Tensor | None:
-    """The weight each element's plain BCE received: ``w * (1 + (p - 1) t)``."""
-    if pos is None:
-        return w
-    return multiply(w, 1 + (pos - 1) * target)
-
-
-def _reduce(losses: torch.Tensor, reduction: str, mask: torch.Tensor | None,
-            weight: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
-    if mask is not None:
-        losses = torch.where(mask, losses, losses.new_zeros(()))
-    if reduction == "none":
-        return losses
-    acc = torch.float32 if losses.dtype in _LOW_PRECISION else losses.dtype
-    total = losses.sum(dtype=acc)
-    if reduction == "sum":
-        return total.to(losses.dtype)
-    if reduction == "mean" or weight is None:
-        count = _count(mask, shape, total)
-    else:
-        weight = weight.expand(shape)
-        if mask is not None:
-            weight = torch.where(mask, weight, weight.new_zeros(()))
-        count = weight.sum(dtype=acc)
-    # An empty selection (all masked out, or all weights 0) has a sum of 0 and reduces to 0, not NaN.
-    return (total / torch.where(count > 0, count, torch.ones_like(count))).to(losses.dtype)
-
-
-def _count(mask: torch.Tensor | None, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
-    """Number of counted elements, as a tensor of ``like``'s dtype and device (no host sync)."""
-    numel = shape.numel()
-    if mask is None:
-        return torch.tensor(float(numel), dtype=like.dtype, device=like.device)
-    per_mask_element = numel // max(mask.numel(), 1)
-    return torch.count_nonzero(mask).to(like.dtype) * per_mask_element
-
-
 class VoxelWeightedBCE(nn.Module):
     r"""Binary cross-entropy whose weights mean what you think they mean.
 
@@ -227,6 +179,7 @@ class VoxelWeightedBCE(nn.Module):
         reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
         weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``,
             to build the map on the batch's device, e.g. ``functools.partial(class_balance_weights)``.
+        fused: ``torch.compile``-fused forward and backward (see :func:`voxel_weighted_bce`).
 
     Shape:
         - input, target: ``[N, C, *spatial]``; weight, mask: same ndim, each dim equal or 1.
@@ -253,13 +206,15 @@ class VoxelWeightedBCE(nn.Module):
         logits: bool = True,
         reduction: str = "mean",
         weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        fused: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(logits, bool):
-            raise TypeError(f"logits: expected True or False, got {describe(logits)}")
+        _check_flag("logits", logits)
+        _check_flag("fused", fused)
         if weight_fn is not None and not callable(weight_fn):
             raise TypeError(f"weight_fn: expected a callable target -> weight map, got {describe(weight_fn)}")
         self.logits = logits
+        self.fused = fused
         self.reduction = look_up_option("reduction", reduction, REDUCTIONS)
         self.weight_fn = weight_fn
         self.register_buffer("pos_weight", _buffer("pos_weight", pos_weight))
@@ -280,12 +235,12 @@ class VoxelWeightedBCE(nn.Module):
                 weight = self.weight_fn(target)
         return voxel_weighted_bce(
             input, target, weight, pos_weight=self.pos_weight, class_weight=self.class_weight,
-            sample_weight=sample_weight, mask=mask, logits=self.logits, reduction=self.reduction,
+            sample_weight=sample_weight, mask=mask, logits=self.logits, reduction=self.reduction, fused=self.fused,
         )
 
     def extra_repr(self) -> str:
         """Configuration shown by ``repr``."""
-        parts = [f"logits={self.logits}", f"reduction={self.reduction!r}"]
+        parts = [f"logits={self.logits}", f"reduction={self.reduction!r}"] + (["fused=True"] if self.fused else [])
         parts += [f"{n}={list(b.shape)}" for n, b in (("pos_weight", self.pos_weight),
                                                        ("class_weight", self.class_weight)) if b is not None]
         if self.weight_fn is not None:

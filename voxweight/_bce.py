@@ -1,0 +1,105 @@
+"""The arithmetic of the voxel-weighted BCE, on tensors that are already validated and aligned.
+
+Torch's own kernels do the element losses; this module adds the reductions and an optional
+``torch.compile``-fused path. Nothing here validates: ``voxweight.losses`` does that first.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from voxweight._align import multiply
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
+                mask: torch.Tensor | None, logits: bool, reduction: str) -> torch.Tensor:
+    """Element losses and reduction; torch's own reduction (exact parity) when no mask is involved."""
+    if mask is None and reduction != "weighted_mean" and input.numel() > 0:
+        return _elementwise(input, target, w, pos, logits, reduction)
+    losses = _elementwise(input, target, w, pos, logits, "none")
+    return _reduce(losses, reduction, mask, _effective_weight(w, pos, target), input.shape)
+
+
+_compiled = None
+_compile_failed = False
+
+
+def fused_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
+              mask: torch.Tensor | None, logits: bool, reduction: str) -> torch.Tensor:
+    """:func:`compute_bce` through ``torch.compile`` (one fused forward and backward kernel).
+
+    Falls back to the eager path, with one warning, where compilation is unavailable (no C++ compiler,
+    an unsupported platform or Python version).
+    """
+    global _compiled, _compile_failed
+    if not _compile_failed:
+        try:
+            if _compiled is None:
+                _compiled = torch.compile(compute_bce)
+            return _compiled(input, target, w, pos, mask, logits, reduction)
+        except Exception as err:  # compilation problems only: inputs were validated before
+            _compile_failed = True
+            warnings.warn(f"voxweight: fused=True could not compile ({type(err).__name__}: {err}); "
+                          "using the eager path", RuntimeWarning, stacklevel=3)
+    return compute_bce(input, target, w, pos, mask, logits, reduction)
+
+
+def _elementwise(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,
+                 pos: torch.Tensor | None, logits: bool, reduction: str) -> torch.Tensor:
+    """Torch's own kernels do the maths; ``pos_weight`` with probabilities is rewritten for them.
+
+    With probabilities, ``-[p t log s + (1 - t) log(1 - s)] = k * BCE(s, p t / k)`` with
+    ``k = p t + 1 - t``, so ``F.binary_cross_entropy`` (and its clamped, stable gradient) applies.
+    """
+    if logits:
+        return F.binary_cross_entropy_with_logits(input, target, weight=w, pos_weight=pos, reduction=reduction)
+    if pos is not None:
+        k = pos * target + (1 - target)
+        target = torch.where(k > 0, pos * target / torch.where(k > 0, k, 1), target)
+        w = multiply(w, k)
+    if w is not None:
+        w = w.expand(input.shape)  # F.binary_cross_entropy wants a weight of the full shape
+    return F.binary_cross_entropy(input, target, weight=w, reduction=reduction)
+
+
+def _effective_weight(w: torch.Tensor | None, pos: torch.Tensor | None, target: torch.Tensor
+                      ) -> torch.Tensor | None:
+    """The weight each element's plain BCE received: ``w * (1 + (p - 1) t)``."""
+    if pos is None:
+        return w
+    return multiply(w, 1 + (pos - 1) * target)
+
+
+def _reduce(losses: torch.Tensor, reduction: str, mask: torch.Tensor | None,
+            weight: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
+    if mask is not None:
+        losses = torch.where(mask, losses, losses.new_zeros(()))
+    if reduction == "none":
+        return losses
+    acc = torch.float32 if losses.dtype in _LOW_PRECISION else losses.dtype
+    total = losses.sum(dtype=acc)
+    if reduction == "sum":
+        return total.to(losses.dtype)
+    if reduction == "mean" or weight is None:
+        count = _count(mask, shape, total)
+    else:
+        weight = weight.expand(shape)
+        if mask is not None:
+            weight = torch.where(mask, weight, weight.new_zeros(()))
+        count = weight.sum(dtype=acc)
+    # An empty selection (all masked out, or all weights 0) has a sum of 0 and reduces to 0, not NaN.
+    return (total / torch.where(count > 0, count, torch.ones_like(count))).to(losses.dtype)
+
+
+def _count(mask: torch.Tensor | None, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
+    """Number of counted elements, as a tensor of ``like``'s dtype and device (no host sync)."""
+    numel = shape.numel()
+    if mask is None:
+        return torch.tensor(float(numel), dtype=like.dtype, device=like.device)
+    per_mask_element = numel // max(mask.numel(), 1)
+    return torch.count_nonzero(mask).to(like.dtype) * per_mask_element
