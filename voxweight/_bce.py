@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from voxweight._align import multiply
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+from voxweight._reduce import reduce_losses
 
 
 def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
@@ -22,7 +21,7 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
     if mask is None and reduction != "weighted_mean" and input.numel() > 0:
         return _elementwise(input, target, w, pos, logits, reduction)
     losses = _elementwise(input, target, w, pos, logits, "none")
-    return _reduce(losses, reduction, mask, _effective_weight(w, pos, target), input.shape)
+    return reduce_losses(losses, reduction, mask, _effective_weight(w, pos, target), input.shape)
 
 
 _compiled = None
@@ -73,33 +72,3 @@ def _effective_weight(w: torch.Tensor | None, pos: torch.Tensor | None, target: 
     if pos is None:
         return w
     return multiply(w, 1 + (pos - 1) * target)
-
-
-def _reduce(losses: torch.Tensor, reduction: str, mask: torch.Tensor | None,
-            weight: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
-    if mask is not None:
-        losses = torch.where(mask, losses, losses.new_zeros(()))
-    if reduction == "none":
-        return losses
-    acc = torch.float32 if losses.dtype in _LOW_PRECISION else losses.dtype
-    total = losses.sum(dtype=acc)
-    if reduction == "sum":
-        return total.to(losses.dtype)
-    if reduction == "mean" or weight is None:
-        count = _count(mask, shape, total)
-    else:
-        weight = weight.expand(shape)
-        if mask is not None:
-            weight = torch.where(mask, weight, weight.new_zeros(()))
-        count = weight.sum(dtype=acc)
-    # An empty selection (all masked out, or all weights 0) has a sum of 0 and reduces to 0, not NaN.
-    return (total / torch.where(count > 0, count, torch.ones_like(count))).to(losses.dtype)
-
-
-def _count(mask: torch.Tensor | None, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
-    """Number of counted elements, as a tensor of ``like``'s dtype and device (no host sync)."""
-    numel = shape.numel()
-    if mask is None:
-        return torch.tensor(float(numel), dtype=like.dtype, device=like.device)
-    per_mask_element = numel // max(mask.numel(), 1)
-    return torch.count_nonzero(mask).to(like.dtype) * per_mask_element

@@ -1,0 +1,42 @@
+"""Reductions shared by the losses: each one says what it divides by, and none returns NaN."""
+
+from __future__ import annotations
+
+import torch
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def reduce_losses(losses: torch.Tensor, reduction: str, mask: torch.Tensor | None,
+                  weight: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
+    """Reduce element losses as ``"none"``, ``"sum"``, ``"mean"`` or ``"weighted_mean"``.
+
+    ``"mean"`` divides by the number of counted elements, ``"weighted_mean"`` by the sum of ``weight``
+    over them (by the count when ``weight`` is None). ``mask`` (broadcastable to ``shape``) marks the counted elements; masked losses become 0.
+    """
+    if mask is not None:
+        losses = torch.where(mask, losses, losses.new_zeros(()))
+    if reduction == "none":
+        return losses
+    acc = torch.float32 if losses.dtype in _LOW_PRECISION else losses.dtype
+    total = losses.sum(dtype=acc)
+    if reduction == "sum":
+        return total.to(losses.dtype)
+    if reduction == "mean" or weight is None:
+        count = _count(mask, shape, total)
+    else:
+        weight = weight.expand(shape)
+        if mask is not None:
+            weight = torch.where(mask, weight, weight.new_zeros(()))
+        count = weight.sum(dtype=acc)
+    # An empty selection (all masked out, or all weights 0) has a sum of 0 and reduces to 0, not NaN.
+    return (total / torch.where(count > 0, count, torch.ones_like(count))).to(losses.dtype)
+
+
+def _count(mask: torch.Tensor | None, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
+    """Number of counted elements, as a tensor of ``like``'s dtype and device (no host sync)."""
+    numel = shape.numel()
+    if mask is None:
+        return torch.tensor(float(numel), dtype=like.dtype, device=like.device)
+    per_mask_element = numel // max(mask.numel(), 1)
+    return torch.count_nonzero(mask).to(like.dtype) * per_mask_element
