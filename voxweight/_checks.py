@@ -180,3 +180,16 @@ def check_spacing(name: str, spacing: Any, ndim: int) -> tuple[float, ...]:
         raise ValueError(f"{name}: expected {ndim} values (one per spatial axis), got {len(spacing)}: "
                          f"{list(spacing)}")
     return tuple(check_positive_number(f"{name}[{i}]", s) for i, s in enumerate(spacing))
+
+
+def check_all(name: str, ok: torch.Tensor, what: str, got: str = "other values") -> None:
+    """Value check on a precomputed bool tensor ``ok`` (all True), governed by the value-check mode."""
+    mode = get_value_checks()
+    if mode == "off" or ok.numel() == 0:
+        return
+    ok = ok.all()
+    if mode == "auto" and ok.device.type != "cpu":
+        torch._assert_async(ok, f"{name}: expected {what}")
+        return
+    if not bool(ok):
+        raise ValueError(f"{name}: expected {what}, got {got}")

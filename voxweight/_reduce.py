@@ -12,7 +12,8 @@ def reduce_losses(losses: torch.Tensor, reduction: str, mask: torch.Tensor | Non
     """Reduce element losses as ``"none"``, ``"sum"``, ``"mean"`` or ``"weighted_mean"``.
 
     ``"mean"`` divides by the number of counted elements, ``"weighted_mean"`` by the sum of ``weight``
-    over them (by the count when ``weight`` is None). ``mask`` (broadcastable to ``shape``) marks the counted elements; masked losses become 0.
+    over them (by the count when ``weight`` is None). ``mask`` (broadcastable to ``shape``) marks the
+    counted elements; masked losses become 0.
     """
     if mask is not None:
         losses = torch.where(mask, losses, losses.new_zeros(()))
