@@ -7,15 +7,18 @@ meaning (per-class vectors on the channel axis, per-sample vectors on the batch 
 from voxweight._checks import get_value_checks, set_value_checks, value_checks
 from voxweight.calibration import debias_logits
 from voxweight.losses import VoxelWeightedBCE, voxel_weighted_bce
+from voxweight.losses_ce import VoxelWeightedCE, voxel_weighted_ce
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VoxelWeightedBCE",
+    "VoxelWeightedCE",
     "__version__",
     "debias_logits",
     "get_value_checks",
     "set_value_checks",
     "value_checks",
     "voxel_weighted_bce",
+    "voxel_weighted_ce",
 ]

@@ -1,0 +1,280 @@
+"""Voxel-weighted cross-entropy for single-label multi-class segmentation, same weight semantics as the BCE."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from voxweight._align import WeightLike, align_batch, as_weight_tensor, multiply
+from voxweight._checks import (
+    check_all,
+    check_broadcastable_to,
+    check_float_tensor,
+    check_nonnegative,
+    check_range,
+    check_same_device,
+    check_tensor,
+    describe,
+    look_up_option,
+)
+from voxweight._reduce import reduce_losses
+from voxweight.losses import REDUCTIONS
+
+__all__ = ["VoxelWeightedCE", "voxel_weighted_ce"]
+
+
+def voxel_weighted_ce(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    *,
+    class_weight: WeightLike | None = None,
+    sample_weight: WeightLike | None = None,
+    mask: torch.Tensor | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Cross-entropy with per-voxel, per-class and per-sample weights; see :class:`VoxelWeightedCE`.
+
+    Args:
+        input: logits ``[N, C, *spatial]``, floating point.
+        target: class indices (integer ``[N, *spatial]`` or ``[N, 1, *spatial]``) or class probabilities
+            (floating ``[N, C, *spatial]``, values in [0, 1]).
+        weight: per-voxel map ``[N, *spatial]`` or ``[N, 1, *spatial]`` (each dim equal or 1).
+        class_weight: one weight per class, ``[C]`` (a number applies to all).
+        sample_weight: ``[N]``, one weight per sample.
+        mask: bool, shaped like ``weight``; False voxels are not counted.
+        ignore_index: a class index whose voxels are not counted (index targets only).
+        label_smoothing: in [0, 1], as in ``torch.nn.functional.cross_entropy``.
+        reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
+
+    Returns:
+        The reduced loss, or ``[N, *spatial]`` voxel losses for ``"none"`` (uncounted voxels are 0).
+
+    Raises:
+        TypeError: for a non-float ``input``, a bool or float target of the wrong shape, a non-bool mask.
+        ValueError: for shapes that do not line up, indices outside ``[0, C)`` (other than
+            ``ignore_index``), probabilities outside [0, 1], negative or non-finite weights, an unknown
+            ``reduction``, ``label_smoothing`` outside [0, 1].
+
+    Shape:
+        - input: ``[N, C, *spatial]``; target: ``[N, *spatial]``, ``[N, 1, *spatial]`` or ``[N, C, *spatial]``.
+        - weight, mask: ``[N or 1, *spatial or 1]`` or with a channel axis of size 1.
+        - output: scalar, or ``[N, *spatial]`` for ``"none"``.
+
+    Example:
+        >>> import torch
+        >>> from voxweight import voxel_weighted_ce
+        >>> x, y = torch.zeros(1, 3, 2, 2), torch.tensor([[[0, 1], [2, 2]]])
+        >>> voxel_weighted_ce(x, y, class_weight=[1.0, 1.0, 2.0], reduction="weighted_mean")
+        tensor(1.0986)
+    """
+    reduction = look_up_option("reduction", reduction, REDUCTIONS)
+    input = check_float_tensor("input", input)
+    if input.ndim < 2:
+        raise ValueError(f"input: expected logits of shape [N, C, *spatial], got {list(input.shape)}")
+    voxel_shape = (input.shape[0], *input.shape[2:])
+    smoothing = _check_smoothing(label_smoothing)
+    a = _class_weight(class_weight, input)
+    target, is_index = _prepare_target(target, input, ignore_index)
+    w = multiply(_voxel_map("weight", weight, input, voxel_shape),
+                 align_batch("sample_weight", _weight("sample_weight", sample_weight, input), voxel_shape))
+    m = _voxel_mask(mask, input, voxel_shape)
+    if is_index and ignore_index is not None:
+        kept = target != ignore_index
+        m = kept if m is None else m & kept
+    losses = F.cross_entropy(input, target, weight=a, reduction="none", label_smoothing=smoothing,
+                             ignore_index=ignore_index if ignore_index is not None else -100)
+    if w is not None:
+        losses = losses * w
+    return reduce_losses(losses, reduction, m, multiply(w, _voxel_class_weight(a, target, is_index)),
+                         torch.Size(voxel_shape))
+
+
+def _check_smoothing(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"label_smoothing: expected a number in [0, 1], got {describe(value)}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _weight(name: str, value: Any, input: torch.Tensor) -> torch.Tensor | None:
+    out = as_weight_tensor(name, value, like=input)
+    if out is not None:
+        check_nonnegative(name, out)
+    return out
+
+
+def _class_weight(value: Any, input: torch.Tensor) -> torch.Tensor | None:
+    a = _weight("class_weight", value, input)
+    if a is None:
+        return None
+    channels = input.shape[1]
+    if a.ndim == 0:
+        return a.expand(channels).contiguous()
+    if a.ndim != 1 or a.shape[0] != channels:
+        raise ValueError(f"class_weight: expected one value per class ({channels}, the size of axis 1 of input "
+                         f"with shape {list(input.shape)}), got shape {list(a.shape)}")
+    return a
+
+
+def _prepare_target(target: Any, input: torch.Tensor, ignore_index: int | None) -> tuple[torch.Tensor, bool]:
+    check_tensor("target", target)
+    check_same_device("target", target, input.device)
+    if target.is_floating_point():
+        if ignore_index is not None:
+            raise ValueError(f"ignore_index: expected None with probability targets (it applies to class "
+                             f"indices only), got {ignore_index!r}; use mask= to leave voxels out")
+        if target.shape != input.shape:
+            raise TypeError(f"target: expected integer class indices, or float probabilities of input's shape "
+                            f"{list(input.shape)}, got a {target.dtype} tensor of shape {list(target.shape)}")
+        check_range("target", target, 0.0, 1.0, "probabilities in [0, 1]")
+        return target.to(input.dtype), False
+    if target.dtype == torch.bool or target.is_complex():
+        raise TypeError(f"target: expected integer class indices or float probabilities, got dtype {target.dtype}")
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"ignore_index: expected an int or None, got {describe(ignore_index)}")
+    if target.ndim == input.ndim and target.shape[1] == 1:
+        target = target.squeeze(1)
+    expected = (input.shape[0], *input.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(f"target: expected class indices of shape {list(expected)} (or with a channel axis of "
+                         f"size 1), got {list(target.shape)}")
+    channels = input.shape[1]
+    valid = (target >= 0) & (target < channels)
+    if ignore_index is not None:
+        valid |= target == ignore_index
+    allowed = f"class indices in [0, {channels - 1}]" + (f" or {ignore_index}" if ignore_index is not None else "")
+    check_all("target", valid, allowed, "indices outside that range")
+    return target.long(), True
+
+
+def _voxel_map(name: str, value: Any, input: torch.Tensor, voxel_shape: tuple[int, ...]) -> torch.Tensor | None:
+    if value is None:
+        return None
+    check_tensor(name, value)
+    w = _weight(name, value, input)
+    return _drop_channel(name, w, input, voxel_shape)
+
+
+def _voxel_mask(mask: Any, input: torch.Tensor, voxel_shape: tuple[int, ...]) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    check_tensor("mask", mask)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask: expected a bool tensor (True = counted), got dtype {mask.dtype}")
+    check_same_device("mask", mask, input.device)
+    return _drop_channel("mask", mask, input, voxel_shape)
+
+
+def _drop_channel(name: str, x: torch.Tensor, input: torch.Tensor, voxel_shape: tuple[int, ...]) -> torch.Tensor:
+    """Accept ``[N, 1, *spatial]`` as well as ``[N, *spatial]`` (each dim equal or 1)."""
+    if x.ndim == input.ndim and x.shape[1] == 1:
+        x = x.squeeze(1)
+    check_broadcastable_to(name, x, voxel_shape, hint=" (a voxel map has no class axis, or one of size 1)")
+    return x
+
+
+def _voxel_class_weight(a: torch.Tensor | None, target: torch.Tensor, is_index: bool) -> torch.Tensor | None:
+    """The class weight each voxel received: ``a[y]`` for indices, ``sum_c a_c p_c`` for probabilities."""
+    if a is None:
+        return None
+    if is_index:
+        return a[target.clamp(0, a.shape[0] - 1)]
+    return (target * a.reshape([1, -1] + [1] * (target.ndim - 2))).sum(dim=1)
+
+
+class VoxelWeightedCE(nn.Module):
+    r"""Cross-entropy for single-label multi-class segmentation, with weights that mean what you think.
+
+    For a voxel ``v`` of sample ``n`` with logits ``x`` and target class ``y`` (or probabilities ``p``):
+
+    .. math::
+
+        l = -\,w_{n,v}\, b_n \sum_c a_c\, p_c \log \mathrm{softmax}(x)_c
+
+    with ``p`` the one-hot of ``y`` (smoothed by ``label_smoothing`` as in torch), ``w`` the per-voxel map,
+    ``a`` the ``class_weight`` and ``b`` the ``sample_weight``. Reductions use the same denominators for index
+    and probability targets (torch's differ between the two, pytorch issue 54843):
+
+    * ``"mean"``: ``sum(l) / #counted voxels`` (masked and ``ignore_index`` voxels are not counted);
+    * ``"weighted_mean"``: ``sum(l) / sum(w b a_y)`` with ``a_y = sum_c a_c p_c`` for probabilities; for index
+      targets with only ``class_weight`` this is torch's ``"mean"``;
+    * ``"sum"``; ``"none"`` (``[N, *spatial]``, uncounted voxels 0).
+
+    Training with ``class_weight`` shifts the optimal softmax towards weighted classes;
+    ``softmax(voxweight.debias_logits(logits, class_weight))`` undoes that shift at inference.
+
+    Args:
+        class_weight: one weight per class (number, sequence or ``[C]`` tensor); stored as a buffer.
+        ignore_index: class index whose voxels are not counted (index targets only).
+        label_smoothing: in [0, 1], as in ``torch.nn.CrossEntropyLoss``.
+        reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
+        weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``.
+
+    Shape:
+        - input: ``[N, C, *spatial]``; target: ``[N, *spatial]``, ``[N, 1, *spatial]`` or ``[N, C, *spatial]``.
+        - weight, mask: ``[N, *spatial]`` or ``[N, 1, *spatial]``; sample_weight: ``[N]``.
+
+    Example:
+        >>> import torch
+        >>> from voxweight import VoxelWeightedCE
+        >>> loss_fn = VoxelWeightedCE(class_weight=[0.1, 1.0, 5.0], ignore_index=255, reduction="weighted_mean")
+        >>> x = torch.zeros(2, 3, 4, 4, 4)  # uniform softmax: every voxel's plain loss is log 3
+        >>> y = torch.randint(0, 3, (2, 4, 4, 4))
+        >>> w = torch.rand(2, 1, 4, 4, 4)  # a new voxel map every batch
+        >>> loss_fn(x, y, w, sample_weight=[1.0, 3.0])
+        tensor(1.0986)
+    """
+
+    class_weight: torch.Tensor | None
+
+    def __init__(
+        self,
+        class_weight: WeightLike | None = None,
+        *,
+        ignore_index: int | None = None,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+        weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        if weight_fn is not None and not callable(weight_fn):
+            raise TypeError(f"weight_fn: expected a callable target -> weight map, got {describe(weight_fn)}")
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+            raise TypeError(f"ignore_index: expected an int or None, got {describe(ignore_index)}")
+        self.ignore_index = ignore_index
+        self.label_smoothing = _check_smoothing(label_smoothing)
+        self.reduction = look_up_option("reduction", reduction, REDUCTIONS)
+        self.weight_fn = weight_fn
+        buffer = None
+        if class_weight is not None:
+            buffer = as_weight_tensor("class_weight", class_weight, like=torch.empty(0)).detach().clone()
+            check_nonnegative("class_weight", buffer)
+        self.register_buffer("class_weight", buffer)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
+                sample_weight: WeightLike | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Compute the loss; see the class docstring. ``weight`` may change on every call."""
+        if weight is None and self.weight_fn is not None:
+            with torch.no_grad():
+                weight = self.weight_fn(target)
+        return voxel_weighted_ce(
+            input, target, weight, class_weight=self.class_weight, sample_weight=sample_weight, mask=mask,
+            ignore_index=self.ignore_index, label_smoothing=self.label_smoothing, reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        """Configuration shown by ``repr``."""
+        parts = [f"reduction={self.reduction!r}", f"label_smoothing={self.label_smoothing}"]
+        if self.ignore_index is not None:
+            parts.append(f"ignore_index={self.ignore_index}")
+        if self.class_weight is not None:
+            parts.append(f"class_weight={list(self.class_weight.shape)}")
+        return ", ".join(parts)
