@@ -14,11 +14,13 @@ import torch
 from torch import nn
 
 from voxweight._align import WeightLike, align_batch, align_channel, align_map, as_weight_tensor, multiply
+from voxweight._balance import BALANCE_MODES, balance_factors
 from voxweight._bce import compute_bce, fused_bce
 from voxweight._checks import (
     check_broadcastable_to,
     check_float_tensor,
     check_nonnegative,
+    check_positive_number,
     check_range,
     check_same_device,
     check_tensor,
@@ -44,6 +46,8 @@ def voxel_weighted_bce(
     logits: bool = True,
     reduction: str = "mean",
     fused: bool = False,
+    balance: str | None = None,
+    balance_max_weight: float | None = None,
 ) -> torch.Tensor:
     """Binary cross-entropy with per-voxel, per-class and per-sample weights that align by meaning.
 
@@ -64,6 +68,12 @@ def voxel_weighted_bce(
         fused: run forward and backward as ``torch.compile``-fused kernels (faster and lighter after a
             one-off compilation of several seconds; falls back to eager, with a warning, where compiling
             is unavailable). Off by default: the eager path is bit-for-bit torch.
+        balance: foreground/background rebalancing computed inside the loss, per sample and channel, from
+            the target's own foreground fraction (``"balanced"``, ``"inverse_frequency"``, ``"sqrt_inverse"``,
+            as in :func:`voxweight.class_balance_weights`), without building a weight map: the foreground
+            weight multiplies the positive term and the background weight the negative term. For hard
+            targets this equals ``weight=class_balance_weights(target, mode=balance)``.
+        balance_max_weight: clips the ``balance`` weights from above.
 
     Returns:
         The reduced loss (0-d) or, for ``"none"``, the element losses with masked elements set to 0.
@@ -101,10 +111,26 @@ def voxel_weighted_bce(
         align_channel("class_weight", _weight("class_weight", class_weight, input), shape),
         align_batch("sample_weight", _weight("sample_weight", sample_weight, input), shape),
     )
+    if balance is not None:
+        pos, w = _apply_balance(balance, balance_max_weight, target, pos, w)
     m = _prepare_mask(mask, input)
     if fused:
         return fused_bce(input, target, w, pos, m, logits, reduction)
     return compute_bce(input, target, w, pos, m, logits, reduction)
+
+
+def _apply_balance(mode: Any, max_weight: Any, target: torch.Tensor, pos: torch.Tensor | None,
+                   w: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold fg/bg weights into the positive weight and the element weight: ``fg t ... + bg (1 - t) ...``."""
+    mode = look_up_option("balance", mode, BALANCE_MODES)
+    if max_weight is not None:
+        max_weight = check_positive_number("balance_max_weight", max_weight)
+    if target.ndim < 3:
+        raise ValueError(f"balance: expected input with spatial axes [N, C, *spatial] to measure the foreground "
+                         f"fraction over, got shape {list(target.shape)}")
+    fraction = target.mean(dim=tuple(range(2, target.ndim)), keepdim=True)
+    fg, bg = balance_factors(fraction, mode, max_weight)
+    return multiply(pos, fg / bg), multiply(w, bg)
 
 
 def _check_flag(name: str, value: Any) -> None:
@@ -180,6 +206,8 @@ class VoxelWeightedBCE(nn.Module):
         weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``,
             to build the map on the batch's device, e.g. ``functools.partial(class_balance_weights)``.
         fused: ``torch.compile``-fused forward and backward (see :func:`voxel_weighted_bce`).
+        balance, balance_max_weight: in-loss foreground/background rebalancing per sample and channel,
+            without a weight map (see :func:`voxel_weighted_bce`).
 
     Shape:
         - input, target: ``[N, C, *spatial]``; weight, mask: same ndim, each dim equal or 1.
@@ -207,6 +235,8 @@ class VoxelWeightedBCE(nn.Module):
         reduction: str = "mean",
         weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
         fused: bool = False,
+        balance: str | None = None,
+        balance_max_weight: float | None = None,
     ) -> None:
         super().__init__()
         _check_flag("logits", logits)
@@ -215,6 +245,9 @@ class VoxelWeightedBCE(nn.Module):
             raise TypeError(f"weight_fn: expected a callable target -> weight map, got {describe(weight_fn)}")
         self.logits = logits
         self.fused = fused
+        self.balance = None if balance is None else look_up_option("balance", balance, BALANCE_MODES)
+        self.balance_max_weight = (None if balance_max_weight is None
+                                   else check_positive_number("balance_max_weight", balance_max_weight))
         self.reduction = look_up_option("reduction", reduction, REDUCTIONS)
         self.weight_fn = weight_fn
         self.register_buffer("pos_weight", _buffer("pos_weight", pos_weight))
@@ -236,11 +269,14 @@ class VoxelWeightedBCE(nn.Module):
         return voxel_weighted_bce(
             input, target, weight, pos_weight=self.pos_weight, class_weight=self.class_weight,
             sample_weight=sample_weight, mask=mask, logits=self.logits, reduction=self.reduction, fused=self.fused,
+            balance=self.balance, balance_max_weight=self.balance_max_weight,
         )
 
     def extra_repr(self) -> str:
         """Configuration shown by ``repr``."""
         parts = [f"logits={self.logits}", f"reduction={self.reduction!r}"] + (["fused=True"] if self.fused else [])
+        if self.balance is not None:
+            parts.append(f"balance={self.balance!r}")
         parts += [f"{n}={list(b.shape)}" for n, b in (("pos_weight", self.pos_weight),
                                                        ("class_weight", self.class_weight)) if b is not None]
         if self.weight_fn is not None:
