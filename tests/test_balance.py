@@ -56,14 +56,14 @@ def test_max_weight_clips_and_empty_full_volumes_get_one():
     torch.testing.assert_close(ours[2, 1], plain[2, 1])
 
 
-def test_soft_targets_weight_positive_and_negative_terms():
-    """Soft labels: -[fg t log s + bg (1 - t) log(1 - s)], fg/bg from the soft foreground fraction."""
+def test_soft_targets_use_the_interpolated_weight():
+    """Soft labels: (bg + (fg - bg) t) * BCE, fg/bg from the soft foreground fraction."""
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 1, 4, 4, 4, generator=g, dtype=torch.float64)
     t = torch.rand(2, 1, 4, 4, 4, generator=g, dtype=torch.float64) ** 4
     fg, bg = FORMULAS["balanced"](t.mean(dim=(2, 3, 4), keepdim=True))
     s = torch.sigmoid(x)
-    expected = -(fg * t * torch.log(s) + bg * (1 - t) * torch.log1p(-s))
+    expected = -(bg + (fg - bg) * t) * (t * torch.log(s) + (1 - t) * torch.log1p(-s))
     torch.testing.assert_close(voxel_weighted_bce(x, t, balance="balanced", reduction="none"), expected)
 
 

@@ -69,10 +69,10 @@ def voxel_weighted_bce(
             one-off compilation of several seconds; falls back to eager, with a warning, where compiling
             is unavailable). Off by default: the eager path is bit-for-bit torch.
         balance: foreground/background rebalancing computed inside the loss, per sample and channel, from
-            the target's own foreground fraction (``"balanced"``, ``"inverse_frequency"``, ``"sqrt_inverse"``,
-            as in :func:`voxweight.class_balance_weights`), without building a weight map: the foreground
-            weight multiplies the positive term and the background weight the negative term. For hard
-            targets this equals ``weight=class_balance_weights(target, mode=balance)``.
+            the target's own foreground fraction (``"balanced"``, ``"inverse_frequency"``, ``"sqrt_inverse"``):
+            the same as multiplying ``weight`` by ``class_balance_weights(target, mode=balance)``, without a
+            map from the data loader. Eagerly the map is one temporary inside the call; with ``fused=True``
+            it is never materialised.
         balance_max_weight: clips the ``balance`` weights from above.
 
     Returns:
@@ -112,16 +112,15 @@ def voxel_weighted_bce(
         align_batch("sample_weight", _weight("sample_weight", sample_weight, input), shape),
     )
     if balance is not None:
-        pos, w = _apply_balance(balance, balance_max_weight, target, pos, w)
+        w = multiply(w, _balance_map(balance, balance_max_weight, target))
     m = _prepare_mask(mask, input)
     if fused:
         return fused_bce(input, target, w, pos, m, logits, reduction)
     return compute_bce(input, target, w, pos, m, logits, reduction)
 
 
-def _apply_balance(mode: Any, max_weight: Any, target: torch.Tensor, pos: torch.Tensor | None,
-                   w: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fold fg/bg weights into the positive weight and the element weight: ``fg t ... + bg (1 - t) ...``."""
+def _balance_map(mode: Any, max_weight: Any, target: torch.Tensor) -> torch.Tensor:
+    """``bg + (fg - bg) * t`` with fg/bg from each (sample, channel)'s foreground fraction."""
     mode = look_up_option("balance", mode, BALANCE_MODES)
     if max_weight is not None:
         max_weight = check_positive_number("balance_max_weight", max_weight)
@@ -130,7 +129,7 @@ def _apply_balance(mode: Any, max_weight: Any, target: torch.Tensor, pos: torch.
                          f"fraction over, got shape {list(target.shape)}")
     fraction = target.mean(dim=tuple(range(2, target.ndim)), keepdim=True)
     fg, bg = balance_factors(fraction, mode, max_weight)
-    return multiply(pos, fg / bg), multiply(w, bg)
+    return torch.addcmul(bg, fg - bg, target)
 
 
 def _check_flag(name: str, value: Any) -> None:

@@ -1,0 +1,70 @@
+"""Benchmark cases for the loss: forward + backward on ``[2, 1, size^3]`` against torch's eager kernel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from voxweight._balance import balance_factors
+from voxweight._checks import value_checks
+from voxweight.bench import BenchConfig, BenchResult, time_pair
+from voxweight.losses import voxel_weighted_bce
+
+
+def _data(config: BenchConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    shape = (2, 1, config.size, config.size, config.size)
+    x = torch.randn(shape, generator=g)
+    t = (torch.rand(shape, generator=g) > 0.97).float()
+    fg, bg = balance_factors(t.mean(dim=(2, 3, 4), keepdim=True), "balanced")
+    w = bg + (fg - bg) * t  # a precomputed class-balance map, as a data loader would deliver it
+    return x.to(config.device), t.to(config.device), w.to(config.device)
+
+
+def _step(x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
+    def run() -> None:
+        xi = x.detach().requires_grad_()
+        loss(xi).backward()
+
+    return run
+
+
+def bench_loss(config: BenchConfig) -> list[BenchResult]:
+    """Loss forward + backward: voxel map (checks on / off), fused, and class balance inside the loss."""
+    x, t, w = _data(config)
+    reps, dev = config.repeats, config.device
+    shape = f"[2,1,{config.size}^3]"
+    torch_map = _step(x, lambda xi: F.binary_cross_entropy_with_logits(xi, t, weight=w))
+    ours = _step(x, lambda xi: voxel_weighted_bce(xi, t, w))
+    results = [BenchResult(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map",
+                           *time_pair(torch_map, ours, reps, dev), 1.15, "value checks on (default)")]
+
+    def ours_unchecked() -> None:
+        with value_checks("off"):
+            ours()
+
+    results.append(BenchResult(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map",
+                               *time_pair(torch_map, ours_unchecked, reps, dev), 1.05, "value checks off"))
+    balanced = _step(x, lambda xi: voxel_weighted_bce(xi, t, balance="balanced"))
+    results.append(BenchResult(f"loss fwd+bwd {shape}, balance='balanced'", "torch eager, precomputed map",
+                               *time_pair(torch_map, balanced, reps, dev), 1.0, "no map built"))
+    results.append(_fused(x, t, w, torch_map, config, shape))
+    return results
+
+
+def _fused(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor, torch_map: Callable[[], None],
+           config: BenchConfig, shape: str) -> BenchResult:
+    import voxweight._bce as bce
+
+    fused = _step(x, lambda xi: voxel_weighted_bce(xi, t, w, fused=True))
+    start = time.perf_counter()
+    fused()  # compilation happens here, outside the timed repeats
+    compile_s = time.perf_counter() - start
+    note = f"first call (compile) {compile_s:.1f} s"
+    if bce._compile_failed:
+        note = "torch.compile unavailable here: eager fallback"
+    return BenchResult(f"loss fwd+bwd {shape}, fused=True", "torch eager, same map",
+                       *time_pair(torch_map, fused, config.repeats, config.device), 1 / 1.5, note)

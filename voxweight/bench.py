@@ -1,0 +1,133 @@
+"""``voxweight bench``: each voxweight operation timed next to its baseline, in the same process.
+
+Every case runs its baseline and the voxweight operation interleaved (alternating order) for several
+repeats and reports the medians and the time ratio ``voxweight / baseline`` (below 1 is faster), with
+the target ratio the project holds itself to. Numbers depend on the machine: run it on yours.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+__all__ = ["BenchConfig", "BenchResult", "format_results", "run_bench", "time_pair"]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure: cube edge ``size``, object count ``instances``, ``repeats``, torch ``threads``."""
+
+    size: int = 128
+    instances: int = 20
+    repeats: int = 5
+    threads: int = 1
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One comparison: median milliseconds of the baseline and of voxweight, and the target time ratio."""
+
+    operation: str
+    baseline: str
+    baseline_ms: float
+    voxweight_ms: float
+    max_ratio: float
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        """``voxweight_ms / baseline_ms``: below 1 means voxweight is faster."""
+        return self.voxweight_ms / self.baseline_ms
+
+    @property
+    def met(self) -> bool:
+        """Whether the measured ratio meets the target."""
+        return self.ratio <= self.max_ratio
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict, with the ratio and whether the target was met."""
+        return {**asdict(self), "ratio": self.ratio, "met": self.met}
+
+
+def time_pair(baseline: Callable[[], object], candidate: Callable[[], object], repeats: int,
+              device: str = "cpu") -> tuple[float, float]:
+    """Median milliseconds of two callables, run interleaved after one warm-up call each.
+
+    Example:
+        >>> base, cand = time_pair(lambda: sum(range(1000)), lambda: sum(range(10)), repeats=3)
+        >>> base > 0 and cand > 0
+        True
+    """
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    times: dict[int, list[float]] = {0: [], 1: []}
+    fns = (baseline, candidate)
+    for fn in fns:
+        fn()
+    for r in range(repeats):
+        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+            sync()
+            start = time.perf_counter()
+            fns[i]()
+            sync()
+            times[i].append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def _cases() -> dict[str, Callable[[BenchConfig], list[BenchResult]]]:
+    from voxweight._bench_loss import bench_loss
+
+    return {"loss": bench_loss}
+
+
+def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = None,
+              progress: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """Run the selected benchmark cases (all by default) and return their results.
+
+    Args:
+        config: sizes, repeats, threads and device; defaults to :class:`BenchConfig`'s.
+        cases: names of the cases to run (``voxweight bench --help`` lists them).
+        progress: optional callback called with each case's name before it runs.
+
+    Returns:
+        One :class:`BenchResult` per comparison.
+
+    Raises:
+        ValueError: for an unknown case name.
+    """
+    from voxweight._checks import look_up_option
+
+    config = config or BenchConfig()
+    available = _cases()
+    selected = [look_up_option("cases", c, tuple(available)) for c in (cases or list(available))]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        results = []
+        for name in selected:
+            if progress is not None:
+                progress(name)
+            results.extend(available[name](config))
+        return results
+    finally:
+        torch.set_num_threads(previous)
+
+
+def format_results(results: list[BenchResult]) -> str:
+    """A fixed-width table of results.
+
+    Example:
+        >>> print(format_results([BenchResult("op", "torch", 10.0, 5.0, 1.0)]))  # doctest: +NORMALIZE_WHITESPACE
+        operation  baseline  base ms  vw ms  ratio  target
+        op         torch     10.00    5.00   0.50x  <= 1.00 ok
+    """
+    lines = [f"{'operation':<42} {'baseline':<28} {'base ms':>8} {'vw ms':>8} {'ratio':>6}  target"]
+    for r in results:
+        flag = "ok" if r.met else "MISSED"
+        lines.append(f"{r.operation:<42} {r.baseline:<28} {r.baseline_ms:>8.2f} {r.voxweight_ms:>8.2f} "
+                     f"{r.ratio:>6.2f}x  <= {r.max_ratio:.2f} {flag}" + (f"  ({r.note})" if r.note else ""))
+    return "\n".join(lines)
