@@ -1,0 +1,190 @@
+"""Euclidean distance transforms of binary masks, in physical units, on ``edt`` or scipy.
+
+Two backends compute the same exact Euclidean distance transform (EDT) between voxel centres:
+
+* ``"edt"``: the `edt <https://pypi.org/project/edt/>`_ package (LGPL-3.0, imported as a library),
+  about ten times faster than scipy; 1 to 3 dims. Its ``anisotropy`` follows the array's axis order
+  for the C-contiguous arrays it is given here.
+* ``"scipy"``: ``scipy.ndimage.distance_transform_edt(..., sampling=spacing)``, any number of dims;
+  the fallback and the reference the tests hold ``"edt"`` to (float32 tolerance).
+
+``"auto"`` picks ``"edt"`` when it is installed and the mask has 1 to 3 dims, else ``"scipy"``.
+Every axis of ``mask`` is spatial; distances are in the units of ``spacing`` (voxels if None).
+When the voxels to measure to do not exist (no foreground, or no interface), distances are ``inf``,
+as in ``edt``: callers decide what that means (the weight maps turn it into a bonus of 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+
+from voxweight._checks import check_spacing, describe, look_up_option
+
+try:  # optional at run time: scipy is the fallback
+    import edt as _edt
+except ImportError:  # pragma: no cover - edt is a declared dependency
+    _edt = None
+
+__all__ = ["DISTANCE_BACKENDS", "distance_to_foreground", "distance_to_interface", "signed_distance"]
+
+DISTANCE_BACKENDS = ("auto", "edt", "scipy")
+
+Spacing = float | Sequence[float] | None
+
+
+def distance_to_foreground(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None,
+                           backend: str = "auto") -> np.ndarray:
+    """Distance from every voxel to the nearest foreground voxel (``mask != 0``).
+
+    ``d(x) = min over foreground y of ||(x - y) * spacing||``: 0 on the foreground, the distance between
+    voxel centres elsewhere (a background voxel touching the foreground along axis ``i`` gets
+    ``spacing[i]``). A mask without foreground gives ``inf`` everywhere.
+
+    Args:
+        mask: binary mask (bool, integer or float; non-zero is foreground). Every axis is spatial.
+        spacing: voxel size per axis (``mask.ndim`` numbers, or one for all); None means 1.
+        backend: ``"auto"``, ``"edt"`` or ``"scipy"`` (see the module docstring).
+
+    Returns:
+        float32 ndarray of ``mask``'s shape (a tensor is read on the CPU; the result is always numpy).
+
+    Raises:
+        TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype.
+        ValueError: for a 0-d mask, bad ``spacing``, an unknown ``backend``, or ``"edt"`` on more than 3 dims.
+
+    Shape:
+        - mask: ``[*spatial]`` (1 or more dims); output: the same.
+
+    Example:
+        >>> distance_to_foreground(np.array([0, 0, 1, 0]), spacing=2.0)
+        array([4., 2., 0., 2.], dtype=float32)
+    """
+    fg, spacing, backend = _prepare(mask, spacing, backend)
+    return _distance_inside(~fg, spacing, backend)
+
+
+def distance_to_interface(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None,
+                          backend: str = "auto") -> np.ndarray:
+    """Two-sided distance to the foreground/background interface, ``>= 0`` on both sides.
+
+    A background voxel gets its distance to the nearest foreground voxel, a foreground voxel its
+    distance to the nearest background voxel (voxel centres, so voxels on either side of the interface
+    get the spacing along the contact axis, never 0). Without an interface (empty or full mask) the
+    distance is ``inf`` everywhere.
+
+    Args:
+        mask: binary mask (non-zero is foreground); every axis is spatial.
+        spacing: voxel size per axis (or one number); None means 1.
+        backend: ``"auto"``, ``"edt"`` or ``"scipy"``.
+
+    Returns:
+        float32 ndarray of ``mask``'s shape.
+
+    Raises:
+        TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype.
+        ValueError: for a 0-d mask, bad ``spacing`` or ``backend``.
+
+    Shape:
+        - mask: ``[*spatial]``; output: the same.
+
+    Example:
+        >>> distance_to_interface(np.array([0, 0, 1, 1, 1]))
+        array([2., 1., 1., 2., 3.], dtype=float32)
+    """
+    fg, spacing, backend = _prepare(mask, spacing, backend)
+    return _distance_both_sides(fg, spacing, backend)
+
+
+def signed_distance(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto") -> np.ndarray:
+    """Signed distance to the interface: positive outside the foreground, negative inside.
+
+    ``s = distance_to_interface(mask)`` on the background and ``-distance_to_interface(mask)`` on the
+    foreground (the level-set convention, as in Kervadec et al.'s boundary loss). An empty mask gives
+    ``+inf`` everywhere, a full one ``-inf``.
+
+    Args:
+        mask: binary mask (non-zero is foreground); every axis is spatial.
+        spacing: voxel size per axis (or one number); None means 1.
+        backend: ``"auto"``, ``"edt"`` or ``"scipy"``.
+
+    Returns:
+        float32 ndarray of ``mask``'s shape.
+
+    Raises:
+        TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype.
+        ValueError: for a 0-d mask, bad ``spacing`` or ``backend``.
+
+    Shape:
+        - mask: ``[*spatial]``; output: the same.
+
+    Example:
+        >>> signed_distance(np.array([0, 1, 1, 1, 0]), spacing=0.5)
+        array([ 0.5, -0.5, -1. , -0.5,  0.5], dtype=float32)
+    """
+    fg, spacing, backend = _prepare(mask, spacing, backend)
+    d = _distance_both_sides(fg, spacing, backend)
+    np.negative(d, out=d, where=fg)
+    return d
+
+
+def _prepare(mask: Any, spacing: Any, backend: Any) -> tuple[np.ndarray, tuple[float, ...], str]:
+    """Validate; return the foreground as a C-contiguous bool ndarray, the spacing and the backend."""
+    if isinstance(mask, torch.Tensor):
+        if mask.is_complex():
+            raise TypeError(f"mask: expected a bool, integer or floating-point tensor, got dtype {mask.dtype}")
+        fg = (mask.detach() != 0).cpu().numpy()
+    elif isinstance(mask, np.ndarray):
+        if mask.dtype.kind not in "biuf":
+            raise TypeError(f"mask: expected a bool, integer or floating-point array, got dtype {mask.dtype}")
+        fg = mask != 0
+    else:
+        raise TypeError(f"mask: expected a numpy.ndarray or torch.Tensor, got {describe(mask)}")
+    if fg.ndim == 0:
+        raise ValueError("mask: expected at least one (spatial) dim, got a 0-d array")
+    spacing = check_spacing("spacing", spacing, fg.ndim)
+    return np.ascontiguousarray(fg), spacing, _resolve_backend(backend, fg.ndim)
+
+
+def _resolve_backend(backend: Any, ndim: int) -> str:
+    """``"edt"`` or ``"scipy"`` for ``backend`` (``"auto"``, ``"edt"``, ``"scipy"``) and ``ndim`` dims."""
+    backend = look_up_option("backend", backend, DISTANCE_BACKENDS)
+    if backend == "auto":
+        return "edt" if _edt is not None and 1 <= ndim <= 3 else "scipy"
+    if backend == "edt" and _edt is None:  # pragma: no cover - edt is a declared dependency
+        raise ValueError("backend: expected 'auto' or 'scipy' ('edt' needs the edt package: pip install edt), "
+                         "got 'edt'")
+    if backend == "edt" and not 1 <= ndim <= 3:
+        raise ValueError(f"backend: expected 'auto' or 'scipy' for {ndim} dims ('edt' supports 1 to 3), got 'edt'")
+    return backend
+
+
+def _distance_inside(region: np.ndarray, spacing: tuple[float, ...], backend: str) -> np.ndarray:
+    """Distance from each True voxel of ``region`` to the nearest False voxel (0 on False; inf if none)."""
+    if region.size == 0 or region.all():
+        return np.full(region.shape, np.inf, dtype=np.float32)
+    if backend == "edt":
+        return _edt_call(np.ascontiguousarray(region).view(np.uint8), spacing)
+    return ndi.distance_transform_edt(region, sampling=spacing).astype(np.float32, copy=False)
+
+
+def _distance_both_sides(fg: np.ndarray, spacing: tuple[float, ...], backend: str) -> np.ndarray:
+    """Foreground voxels: distance to the nearest background voxel; background: to the nearest foreground."""
+    if fg.size == 0 or fg.all() or not fg.any():
+        return np.full(fg.shape, np.inf, dtype=np.float32)
+    if backend == "edt":  # one multi-label call: labels 1 and 2 each measure to the other
+        return _edt_call(np.ascontiguousarray(fg).view(np.uint8) + np.uint8(1), spacing)
+    inside = _distance_inside(fg, spacing, backend)
+    outside = _distance_inside(~fg, spacing, backend)
+    return np.where(fg, inside, outside)
+
+
+def _edt_call(labels: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """``edt.edt`` on a C-contiguous uint8 label array (anisotropy in array-axis order)."""
+    anisotropy = spacing[0] if labels.ndim == 1 else spacing
+    out = _edt.edt(labels, anisotropy=anisotropy, black_border=False, parallel=1)
+    return np.asarray(out, dtype=np.float32).reshape(labels.shape)
