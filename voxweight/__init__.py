@@ -8,6 +8,7 @@ from voxweight._checks import get_value_checks, set_value_checks, value_checks
 from voxweight.calibration import debias_logits
 from voxweight.losses import VoxelWeightedBCE, voxel_weighted_bce
 from voxweight.losses_ce import VoxelWeightedCE, voxel_weighted_ce
+from voxweight.pipelines import list_pipelines, load_pipeline
 from voxweight.weights import boundary_weights, class_balance_weights
 
 __version__ = "0.1.0"
@@ -20,6 +21,8 @@ __all__ = [
     "class_balance_weights",
     "debias_logits",
     "get_value_checks",
+    "list_pipelines",
+    "load_pipeline",
     "set_value_checks",
     "value_checks",
     "voxel_weighted_bce",

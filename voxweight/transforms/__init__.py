@@ -1,1 +1,27 @@
-"""MONAI transforms that build voxel weight maps from label volumes."""
+"""MONAI transforms that build voxel weight maps from label volumes.
+
+Array transforms take a channel-first label ``[C, *spatial]`` and return a weight map of the same shape;
+dictionary transforms write the map of ``d[key]`` to ``d[key + "_weight"]``. Import this module
+explicitly (``import voxweight.transforms``): it imports MONAI, which ``import voxweight`` does not.
+"""
+
+from voxweight.transforms.array import BoundaryWeight, ClassBalanceWeight
+from voxweight.transforms.dictionary import (
+    BoundaryWeightD,
+    BoundaryWeightd,
+    BoundaryWeightDict,
+    ClassBalanceWeightD,
+    ClassBalanceWeightd,
+    ClassBalanceWeightDict,
+)
+
+__all__ = [
+    "BoundaryWeight",
+    "BoundaryWeightD",
+    "BoundaryWeightDict",
+    "BoundaryWeightd",
+    "ClassBalanceWeight",
+    "ClassBalanceWeightD",
+    "ClassBalanceWeightDict",
+    "ClassBalanceWeightd",
+]

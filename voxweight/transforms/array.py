@@ -1,0 +1,160 @@
+"""Array transforms that turn a channel-first label ``[C, *spatial]`` into a voxel weight map.
+
+Thin MONAI wrappers around :func:`voxweight.class_balance_weights` and
+:func:`voxweight.boundary_weights`: the maths lives in those pure functions, these classes only handle
+MONAI's types (``numpy.ndarray``, ``torch.Tensor``, ``MetaTensor``) and read the voxel spacing from a
+``MetaTensor``'s affine. The weight map has the label's shape ``[C, *spatial]`` (one map per channel,
+channels independent), dtype float32, the label's type and device, and for a ``MetaTensor`` the
+label's affine and meta, so that spatial transforms and crops treat it like the label.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from monai.config import NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.data.utils import affine_to_spacing
+from monai.transforms.transform import Transform
+from monai.utils import TransformBackends, convert_to_dst_type
+
+from voxweight._checks import describe
+from voxweight.weights import boundary_weights, class_balance_weights
+
+__all__ = ["BoundaryWeight", "ClassBalanceWeight"]
+
+
+def _plain(name: str, img: Any) -> np.ndarray | torch.Tensor:
+    """Channel-first label as a plain ndarray or tensor (a ``MetaTensor`` loses its meta, not its data)."""
+    if not isinstance(img, np.ndarray | torch.Tensor):
+        raise TypeError(f"{name}: expected a numpy.ndarray or torch.Tensor [C, *spatial], got {describe(img)}")
+    if img.ndim < 2:
+        raise ValueError(f"{name}: expected a channel-first array [C, *spatial] with at least one spatial axis, "
+                         f"got shape {list(img.shape)}")
+    return img.as_tensor() if isinstance(img, MetaTensor) else img
+
+
+def _like(out: np.ndarray | torch.Tensor, img: NdarrayOrTensor) -> NdarrayOrTensor:
+    """``out`` (float32) in ``img``'s type and device; a ``MetaTensor`` gets a copy of ``img``'s meta."""
+    converted, *_ = convert_to_dst_type(out, img, dtype=torch.float32)
+    return converted
+
+
+def _spacing(img: NdarrayOrTensor, spacing: Any) -> Any:
+    """The explicit ``spacing`` if given, else a ``MetaTensor``'s voxel size from its affine, else None."""
+    if spacing is not None or not isinstance(img, MetaTensor):
+        return spacing
+    return tuple(float(s) for s in affine_to_spacing(img.affine, r=img.ndim - 1))
+
+
+class ClassBalanceWeight(Transform):
+    """Foreground/background class-balance weight map of a channel-first label.
+
+    Calls :func:`voxweight.class_balance_weights` on each channel: with ``fg_weight`` and ``bg_weight``
+    given, ``w = bg + (fg - bg) * t``; otherwise both come from the channel's own foreground fraction
+    ``f`` (``"balanced"``: ``0.5 / f`` and ``0.5 / (1 - f)``, mean weight 1). An empty or full channel
+    gets weights of 1.
+
+    Args:
+        fg_weight: weight of foreground voxels (``t = 1``); with ``bg_weight``, fixes both weights.
+        bg_weight: weight of background voxels (``t = 0``).
+        mode: how to compute the weights from the foreground fraction when they are not given:
+            ``"balanced"``, ``"inverse_frequency"`` or ``"sqrt_inverse"``.
+        max_weight: clip the weights from above.
+
+    Shape:
+        - img: ``[C, *spatial]``, binary or soft labels in [0, 1].
+        - output: ``[C, *spatial]``, float32, the type and device of ``img`` (a ``MetaTensor`` keeps
+          its affine and meta).
+
+    Raises:
+        TypeError: if ``img`` is not an ndarray or tensor.
+        ValueError: for a label without a spatial axis, or the errors of
+            :func:`voxweight.class_balance_weights` (checked when the transform is built).
+
+    Example:
+        >>> import numpy as np
+        >>> ClassBalanceWeight()(np.array([[0, 0, 0, 1]]))
+        array([[0.6666667, 0.6666667, 0.6666667, 2.       ]], dtype=float32)
+    """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, *, fg_weight: float | None = None, bg_weight: float | None = None,
+                 mode: str = "balanced", max_weight: float | None = None) -> None:
+        self.fg_weight = fg_weight
+        self.bg_weight = bg_weight
+        self.mode = mode
+        self.max_weight = max_weight
+        self._compute(np.zeros((1, 2), dtype=np.float32))  # fail here, not later in a DataLoader worker
+
+    def _compute(self, label: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        return class_balance_weights(label, fg_weight=self.fg_weight, bg_weight=self.bg_weight, mode=self.mode,
+                                     max_weight=self.max_weight, spatial_dims=label.ndim - 1)
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        """Weight map of ``img`` (``[C, *spatial]``), same shape, float32, ``img``'s type."""
+        return _like(self._compute(_plain("img", img)), img)
+
+
+class BoundaryWeight(Transform):
+    """Boundary-emphasis weight map ``1 + bonus`` of a channel-first label.
+
+    Calls :func:`voxweight.boundary_weights` on each channel. ``"unet"`` (Ronneberger et al. 2015):
+    ``bonus = w0 * exp(-(d1 + d2)^2 / (2 sigma^2))`` on background voxels, ``d1``/``d2`` the distances
+    to the nearest and second-nearest object. ``"distance"``: ``bonus = w0 * exp(-d^2 / (2 sigma^2))``,
+    ``d`` the distance to the foreground/background interface, on both sides.
+
+    Distances and ``sigma`` are in the units of ``spacing``: if ``spacing`` is None and the label is a
+    ``MetaTensor``, its voxel size (``pixdim``, mm for NIfTI) is read from its affine, so the map stays
+    right after ``Spacingd``/``Orientationd``; a plain array or tensor then uses voxel units.
+
+    Args:
+        mode: ``"unet"`` or ``"distance"``.
+        w0: height of the bonus.
+        sigma: width of the bonus, in spacing units.
+        spacing: voxel size per spatial axis (or one number); overrides the ``MetaTensor``'s.
+
+    Shape:
+        - img: ``[C, *spatial]``, binary labels (or instance ids, see ``instances``).
+        - instances: optional integer instance ids (0 = background), ``img``'s shape or its spatial
+          shape, passed to :func:`voxweight.boundary_weights` (``"unet"`` only).
+        - output: ``[C, *spatial]``, float32, the type and device of ``img`` (a ``MetaTensor`` keeps
+          its affine and meta).
+
+    Raises:
+        TypeError: if ``img`` is not an ndarray or tensor.
+        ValueError: for a label without a spatial axis, or the errors of
+            :func:`voxweight.boundary_weights` (options checked when the transform is built).
+
+    Example:
+        >>> import numpy as np
+        >>> w = BoundaryWeight(mode="distance", w0=2.0, sigma=1.0)(np.array([[0, 0, 1, 1]]))
+        >>> w.shape, w.dtype, bool(w.min() >= 1.0)
+        ((1, 4), dtype('float32'), True)
+    """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, *, mode: str = "unet", w0: float = 10.0, sigma: float = 5.0,
+                 spacing: float | tuple[float, ...] | list[float] | None = None) -> None:
+        self.mode = mode
+        self.w0 = w0
+        self.sigma = sigma
+        self.spacing = spacing
+        n = 1 if spacing is None or np.ndim(spacing) == 0 else len(spacing)
+        self._compute(np.zeros((1,) + (2,) * n, dtype=np.float32), spacing)  # fail early on bad options
+
+    def _compute(self, label: np.ndarray | torch.Tensor, spacing: Any, instances: Any = None
+                 ) -> np.ndarray | torch.Tensor:
+        return boundary_weights(label, mode=self.mode, w0=self.w0, sigma=self.sigma, spacing=spacing,
+                                instances=instances, spatial_dims=label.ndim - 1)
+
+    def __call__(self, img: NdarrayOrTensor, instances: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
+        """Weight map of ``img`` (``[C, *spatial]``), same shape, float32, ``img``'s type."""
+        label = _plain("img", img)
+        if instances is not None:
+            instances = _plain("instances", instances)
+        return _like(self._compute(label, _spacing(img, self.spacing), instances), img)
