@@ -9,11 +9,14 @@ from voxweight.calibration import debias_logits
 from voxweight.losses import VoxelWeightedBCE, voxel_weighted_bce
 from voxweight.losses_ce import VoxelWeightedCE, voxel_weighted_ce
 from voxweight.pipelines import list_pipelines, load_pipeline
+from voxweight.scan import scan_labels
+from voxweight.stats import LabelStats, pos_weight_from_counts
 from voxweight.weights import boundary_weights, class_balance_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LabelStats",
     "VoxelWeightedBCE",
     "VoxelWeightedCE",
     "__version__",
@@ -23,6 +26,8 @@ __all__ = [
     "get_value_checks",
     "list_pipelines",
     "load_pipeline",
+    "pos_weight_from_counts",
+    "scan_labels",
     "set_value_checks",
     "value_checks",
     "voxel_weighted_bce",

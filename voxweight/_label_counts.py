@@ -1,0 +1,94 @@
+"""Exact voxel counts per label value of an integer (or whole-number float) array, in bounded memory.
+
+``np.bincount`` casts its input to ``intp`` (8 bytes a voxel); counting in chunks of ``CHUNK`` voxels
+keeps that copy small whatever the size of the volume (a ``uint8`` volume is never copied whole).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from voxweight._checks import describe
+
+CHUNK = 1 << 22  # voxels per bincount call (32 MiB of intp)
+MAX_INFERRED_CLASSES = 1 << 16
+
+
+def flat_chunks(array: np.ndarray):
+    """Yield 1-D views (or small copies) of ``array`` covering every element once, in memory order."""
+    flat = array.reshape(-1, order="F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C")
+    for start in range(0, flat.size, CHUNK):
+        yield flat[start:start + CHUNK]
+
+
+def count_labels(array: np.ndarray, num_classes: int | None, name: str, *, allow_float: bool = False) -> np.ndarray:
+    """Return ``counts[k]`` = number of elements equal to ``k`` (int64, length ``num_classes`` or max + 1).
+
+    Raises ``ValueError`` naming ``name`` for negative values, values ``>= num_classes``, and (with
+    ``allow_float``) non-finite or non-integer values; ``TypeError`` for a non-integer dtype otherwise.
+    """
+    kind = array.dtype.kind
+    if (kind == "f" and not allow_float) or kind not in "buif":
+        raise TypeError(f"{name}: expected an integer array of class indices, got dtype {array.dtype}")
+    if array.size == 0:
+        return np.zeros(num_classes or 0, dtype=np.int64)
+    lo, hi = value_range(array, name)
+    if lo < 0:
+        raise ValueError(f"{name}: expected class indices >= 0, got values in [{lo:g}, {hi:g}]")
+    if num_classes is not None and hi >= num_classes:
+        raise ValueError(f"{name}: expected class indices in [0, {num_classes - 1}] (num_classes={num_classes}), "
+                         f"got values in [{lo:g}, {hi:g}]")
+    if num_classes is None and hi >= MAX_INFERRED_CLASSES:
+        raise ValueError(f"{name}: expected class indices below {MAX_INFERRED_CLASSES} when num_classes is "
+                         f"inferred, got a maximum of {hi:g} (an image or instance ids rather than class labels?); "
+                         f"pass num_classes to count only 0..K-1")
+    length = int(hi) + 1 if num_classes is None else num_classes
+    counts = np.zeros(length, dtype=np.int64)
+    for chunk in flat_chunks(array):
+        counts += np.bincount(chunk.astype(np.intp, copy=False), minlength=length)
+    return counts
+
+
+def value_range(array: np.ndarray, name: str) -> tuple[float, float]:
+    """Minimum and maximum; for floats also require finite whole numbers (checked chunk by chunk)."""
+    if array.dtype.kind == "b":
+        return float(array.min()), float(array.max())
+    lo, hi = np.inf, -np.inf
+    for chunk in flat_chunks(array):
+        if chunk.dtype.kind == "f":
+            if not np.all(np.isfinite(chunk)):
+                raise ValueError(f"{name}: expected finite class indices, got NaN or inf")
+            fractional = chunk[np.floor(chunk) != chunk]
+            if fractional.size:
+                raise ValueError(f"{name}: expected whole-number class indices, got non-integer values "
+                                 f"(e.g. {fractional[0]:g}) in a {array.dtype} array: an image rather than "
+                                 f"a label map?")
+        lo, hi = min(lo, chunk.min()), max(hi, chunk.max())
+    return float(lo), float(hi)
+
+
+def as_target_tensor(name: str, x: Any) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        try:
+            x = torch.from_numpy(x if all(s >= 0 for s in x.strides) else np.ascontiguousarray(x))
+        except TypeError:
+            raise TypeError(f"{name}: expected a bool, integer or float array, got dtype {x.dtype}") from None
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {describe(x)}")
+    if x.is_complex():
+        raise TypeError(f"{name}: expected real values in [0, 1], got dtype {x.dtype}")
+    return x.detach().view(torch.uint8) if x.dtype == torch.bool else x.detach()
+
+
+def count_on_device(label_map: torch.Tensor, num_classes: int) -> np.ndarray:
+    if label_map.is_floating_point() or label_map.is_complex():
+        raise TypeError(f"label_map: expected an integer tensor of class indices, got dtype {label_map.dtype}")
+    flat = label_map.detach().reshape(-1).long()
+    lo, hi = (int(v) for v in torch.aminmax(flat))
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"label_map: expected class indices in [0, {num_classes - 1}] (num_classes={num_classes}), "
+                         f"got values in [{lo}, {hi}]")
+    return torch.bincount(flat, minlength=num_classes).cpu().numpy()

@@ -1,0 +1,221 @@
+"""Scan NIfTI label maps into a :class:`voxweight.LabelStats`, one file at a time per worker."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import warnings
+import zlib
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxweight._checks import describe
+from voxweight._label_counts import count_labels, value_range
+from voxweight._stats_io import check_num_classes
+from voxweight.stats import LabelStats
+
+__all__ = ["list_label_files", "load_label", "scan_labels"]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+PathLike = str | os.PathLike[str]
+
+
+def scan_labels(paths: PathLike | Iterable[PathLike], *, num_classes: int | None = None, workers: int = 1,
+                progress: bool = True, strict: bool = False) -> LabelStats:
+    """Count every label file under ``paths`` into one :class:`~voxweight.LabelStats`.
+
+    Each file is read with nibabel in its on-disk dtype (``np.asanyarray(img.dataobj)``, no float64 copy)
+    and counted as one image with :meth:`LabelStats.update_labels` semantics: value ``k`` is class ``k``,
+    background (0) included. Workers are processes (``spawn``), each holding one file at a time, so memory
+    is bounded by the largest file times ``workers``. Counts are exact integers, the same for any
+    ``workers`` and any file order.
+
+    What counts as a label file: a 2D or 3D image (trailing axes of size 1 are dropped; a true 4D image is
+    rejected) of integers >= 0. Files stored as floats are accepted when every value is a whole number
+    (many tools write labels as float32); a fractional, NaN or negative value is rejected. Files that
+    cannot be read (corrupt, truncated, 4D, non-integer labels, labels >= ``num_classes``) are skipped with
+    a warning and listed in ``stats.skipped`` as ``(path, reason)``; with ``strict=True`` the first of them
+    (in file order) raises instead.
+
+    Args:
+        paths: a file, a directory, or a sequence of them. A directory contributes its ``*.nii`` and
+            ``*.nii.gz`` files (not recursive, hidden files ignored), sorted by name.
+        num_classes: number of classes ``K``; values must lie in ``[0, K-1]``. ``None`` infers it as the
+            largest label in the readable files + 1 (an exact count: each file's counts are padded).
+        workers: processes reading files in parallel (1 reads in this process).
+        progress: show a tqdm progress bar.
+        strict: raise on the first unreadable file instead of skipping it.
+
+    Returns:
+        The dataset's :class:`~voxweight.LabelStats`, with ``skipped`` filled in.
+
+    Raises:
+        FileNotFoundError: for a path that does not exist (named).
+        TypeError: for a bad argument type.
+        ValueError: for an empty directory, a file listed twice, a bad ``num_classes``/``workers``, no
+            readable file at all, or (``strict=True``) an unreadable file, named with the reason.
+
+    Shape:
+        - each file: ``[X, Y]`` or ``[X, Y, Z]`` (``[X, Y, Z, 1]`` too).
+        - result counts: ``[K]``.
+
+    Example:
+        >>> import tempfile, numpy as np, nibabel as nib
+        >>> from voxweight import scan_labels
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> label = np.array([[[0, 1], [1, 2]]], dtype=np.uint8)
+        >>> nib.save(nib.Nifti1Image(label, np.eye(4)), f"{folder.name}/a.nii.gz")
+        >>> stats = scan_labels(folder.name, progress=False)
+        >>> stats.positives, stats.images
+        (array([1., 2., 1.]), 1)
+        >>> folder.cleanup()
+    """
+    files = list_label_files(paths)
+    if num_classes is not None:
+        num_classes = check_num_classes("num_classes", num_classes)
+    workers = check_num_classes("workers", workers)
+    for name, flag in (("progress", progress), ("strict", strict)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name}: expected True or False, got {describe(flag)}")
+    results = _count_files(files, num_classes, workers, progress, strict)
+    return _assemble(files, results, num_classes)
+
+
+def list_label_files(paths: PathLike | Iterable[PathLike]) -> list[str]:
+    """Expand files and directories into the sorted list of label files :func:`scan_labels` reads.
+
+    Raises:
+        FileNotFoundError: for a missing path; ``ValueError`` for an empty directory or a repeated file.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if not isinstance(paths, Iterable):
+        raise TypeError(f"paths: expected a path or a sequence of paths, got {describe(paths)}")
+    items = list(paths)
+    if not items:
+        raise ValueError("paths: expected at least one file or directory, got an empty sequence")
+    files: list[str] = []
+    for item in items:
+        if not isinstance(item, str | os.PathLike):
+            raise TypeError(f"paths: expected file or directory paths, got {describe(item)}")
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                           and p.name.endswith(NIFTI_SUFFIXES))
+            if not found:
+                raise ValueError(f"paths: expected at least one .nii/.nii.gz file, got none in {path}")
+            files += found
+        elif path.exists():
+            files.append(str(path))
+        else:
+            raise FileNotFoundError(f"paths: expected an existing file or directory, got {str(path)!r}")
+    seen: set[str] = set()
+    for f in files:
+        key = os.path.realpath(f)
+        if key in seen:
+            raise ValueError(f"paths: expected each file once, got {f} more than once")
+        seen.add(key)
+    return files
+
+
+def load_label(path: PathLike) -> tuple[np.ndarray, Any]:
+    """Read one label file: its integer array (2D/3D) and the nibabel image (affine, header).
+
+    Whole-number float files are converted to ``int64``; other files keep their integer dtype.
+
+    Raises:
+        ValueError: for a 4D image, negative, fractional or non-finite labels (named with the file);
+            ``OSError`` and nibabel's errors for unreadable files.
+    """
+    array, image = _read(str(path))
+    try:
+        lo, _ = value_range(array, "labels")
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    if lo < 0:
+        raise ValueError(f"{path}: expected labels >= 0, got a minimum of {lo:g}")
+    if array.dtype.kind in "fb":
+        array = array.astype(np.int64)
+    return np.asarray(array), image
+
+
+def _read(path: str) -> tuple[np.ndarray, Any]:
+    import nibabel as nib
+
+    image = nib.load(path)
+    shape = tuple(image.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) > 3:
+        raise ValueError(f"expected a 2D or 3D label map, got a {len(shape)}D image of shape {list(image.shape)}")
+    array = np.asanyarray(image.dataobj)
+    return array[(..., *([0] * (array.ndim - len(shape))))], image
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
+
+    return OSError, EOFError, zlib.error, ValueError, TypeError, ImageFileError, HeaderDataError
+
+
+def _count_file(path: str, num_classes: int | None) -> tuple[np.ndarray | None, str | None]:
+    """Worker: the label counts of one file, or the reason it cannot be counted."""
+    try:
+        array, _ = _read(path)
+        if array.size == 0:
+            return None, f"expected at least one voxel, got shape {list(array.shape)}"
+        return count_labels(array, num_classes, "labels", allow_float=True), None
+    except _read_errors() as err:
+        message = str(err) if isinstance(err, ValueError | TypeError) else f"{type(err).__name__}: {err}"
+        return None, message
+
+
+def _count_files(files: list[str], num_classes: int | None, workers: int, progress: bool, strict: bool
+                 ) -> list[tuple[np.ndarray | None, str | None]]:
+    from tqdm.auto import tqdm
+
+    results = []
+    with tqdm(total=len(files), unit="file", desc="scanning labels", disable=not progress) as bar:
+        if workers == 1 or len(files) == 1:
+            stream = map(_count_file, files, repeat(num_classes))
+            pool = None
+        else:
+            context = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(max_workers=min(workers, len(files)), mp_context=context)
+            stream = pool.map(_count_file, files, repeat(num_classes))
+        try:
+            for path, (counts, reason) in zip(files, stream, strict=True):
+                if strict and reason is not None:
+                    raise ValueError(f"{path}: {reason}")
+                results.append((counts, reason))
+                bar.update(1)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+def _assemble(files: list[str], results: list[tuple[np.ndarray | None, str | None]],
+              num_classes: int | None) -> LabelStats:
+    counts = [c for c, _ in results if c is not None]
+    skipped = [(f, reason) for f, (_, reason) in zip(files, results, strict=True) if reason is not None]
+    if not counts:
+        raise ValueError(f"paths: expected at least one readable label file, got none among {len(files)} "
+                         f"(first: {skipped[0][0]}: {skipped[0][1]})")
+    k = num_classes if num_classes is not None else max(c.size for c in counts)
+    stats = LabelStats(k)
+    for c in counts:
+        stats._add_counts(np.pad(c, (0, k - c.size)))
+    stats.skipped = skipped
+    if skipped:
+        shown = "; ".join(f"{f}: {r}" for f, r in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")
+        warnings.warn(f"scan_labels: skipped {len(skipped)} of {len(files)} files that could not be counted "
+                      f"as label maps (listed in stats.skipped): {shown}", UserWarning, stacklevel=3)
+    return stats
