@@ -1,38 +1,76 @@
-"""The interim demo: deterministic, and weighting does what the README claims on its data."""
+"""voxweight demo: its data, its metrics against brute-force oracles, and a quick seeded end-to-end run."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
-import torch
+import matplotlib.image
+import nibabel as nib
+import numpy as np
+import pytest
 
 from voxweight.cli import main
-from voxweight.demo import make_volumes, run_demo
+from voxweight.demo import run_demo
+from voxweight.demo_data import synthetic_volume, write_synthetic_dataset
+from voxweight.demo_metrics import boundary_region, expected_calibration_error, overlap_scores
 
 
-def test_volumes_are_imbalanced_binary_and_seeded():
-    image, label = make_volumes(3, 24, torch.Generator().manual_seed(1))
-    again, _ = make_volumes(3, 24, torch.Generator().manual_seed(1))
-    assert torch.equal(image, again)
-    assert set(label.unique().tolist()) <= {0.0, 1.0}
-    assert 0.003 < label.mean().item() < 0.05
+def test_synthetic_volumes_are_imbalanced_seeded_and_anisotropic(tmp_path):
+    image, label = synthetic_volume((48, 48, 24), (1.0, 1.0, 2.0), np.random.default_rng(1))
+    again, _ = synthetic_volume((48, 48, 24), (1.0, 1.0, 2.0), np.random.default_rng(1))
+    assert np.array_equal(image, again)
+    assert 0.005 < label.mean() < 0.04
+    items = write_synthetic_dataset(tmp_path, 2, shape=(16, 16, 8), spacing=(0.8, 0.8, 2.5))
+    header = nib.load(items[1]["label"]).header
+    assert header.get_zooms() == pytest.approx((0.8, 0.8, 2.5))
+    assert np.asarray(nib.load(items[1]["label"]).dataobj).dtype == np.uint8
 
 
-def test_quick_demo_is_deterministic_and_debias_restores_calibration():
-    a = run_demo(quick=True, seed=3)
-    b = run_demo(quick=True, seed=3)
-    assert a == b
-    plain, weighted, debiased = a
-    assert weighted.recall > plain.recall
-    # debias_logits removes most of the over-prediction that pos_weight causes.
-    assert abs(debiased.calibration_gap) < abs(weighted.calibration_gap)
+def test_boundary_region_matches_brute_force():
+    """Oracle: for every voxel, the distance to the nearest voxel of the other class, by enumeration."""
+    rng = np.random.default_rng(0)
+    label = rng.random((7, 6, 5)) > 0.7
+    spacing = (1.0, 1.5, 2.0)
+    coords = np.array(list(itertools.product(*[range(s) for s in label.shape]))) * spacing
+    flat = label.ravel()
+    dist = np.array([np.min(np.linalg.norm(coords[flat != flat[i]] - coords[i], axis=1)) for i in range(len(flat))])
+    for band in (1.0, 1.5, 2.5):
+        assert np.array_equal(boundary_region(label, band, spacing).ravel(), dist <= band)
+    assert not boundary_region(np.zeros((3, 3), bool), 5.0, (1.0, 1.0)).any()
 
 
-def test_cli_demo_prints_table(capsys):
-    assert main(["demo", "--quick", "--seed", "1"]) == 0
+def test_overlap_and_calibration_hand_computed():
+    assert overlap_scores(np.zeros(4, bool), np.zeros(4, bool)) == (1.0, 1.0, 1.0)
+    dice, recall, precision = overlap_scores(np.array([1, 1, 1, 0], bool), np.array([1, 0, 0, 0], bool))
+    assert (dice, recall, precision) == pytest.approx((0.5, 1.0, 1 / 3))
+    prob = np.array([0.05, 0.15, 0.95, 0.95])
+    truth = np.array([0, 0, 1, 0])
+    # bins: [0.0, 0.1) -> |0.05 - 0|, [0.1, 0.2) -> |0.15 - 0|, [0.9, 1.0] -> |1.9 - 1|; divided by 4
+    assert expected_calibration_error(prob, truth) == pytest.approx((0.05 + 0.15 + 0.9) / 4)
+
+
+@pytest.mark.slow
+def test_quick_demo_is_deterministic_and_writes_a_figure(tmp_path):
+    a = run_demo(tmp_path / "a", quick=True, seed=3)
+    b = run_demo(tmp_path / "b", quick=True, seed=3)
+    assert a.results == b.results
+    assert [r.name for r in a.results] == ["plain BCE", "pos_weight (dataset)", "class balance + boundary map"]
+    assert 0.005 < a.foreground_fraction < 0.05
+    assert a.pos_weight == pytest.approx((1 - a.foreground_fraction) / a.foreground_fraction)
+    picture = matplotlib.image.imread(a.figure)
+    assert picture.shape[0] > 100 and picture.shape[1] > 500 and picture.std() > 0.05
+    for r in a.results:
+        assert 0 <= r.dice <= 1 and 0 <= r.ece_raw <= 1 and 0 <= r.ece_debiased <= 1
+
+
+@pytest.mark.slow
+def test_cli_demo_prints_table(tmp_path, capsys):
+    assert main(["demo", "--quick", "--seed", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "plain BCE" in out and "debias_logits" in out and "dice" in out
+    assert "pos_weight" in out and "bnd.dice" in out and "class balance + boundary map" in out
+    assert (tmp_path / "demo.png").is_file()
 
 
 def test_cli_usage_error_exits_2():
