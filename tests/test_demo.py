@@ -43,6 +43,7 @@ def test_boundary_region_matches_brute_force():
 
 def test_overlap_and_calibration_hand_computed():
     assert overlap_scores(np.zeros(4, bool), np.zeros(4, bool)) == (1.0, 1.0, 1.0)
+    assert overlap_scores(np.zeros(4, bool), np.array([0, 1, 0, 0], bool)) == (0.0, 0.0, 0.0)
     dice, recall, precision = overlap_scores(np.array([1, 1, 1, 0], bool), np.array([1, 0, 0, 0], bool))
     assert (dice, recall, precision) == pytest.approx((0.5, 1.0, 1 / 3))
     prob = np.array([0.05, 0.15, 0.95, 0.95])

@@ -9,7 +9,10 @@ __all__ = ["boundary_region", "expected_calibration_error", "overlap_scores"]
 
 
 def overlap_scores(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
-    """Dice, recall and precision of two binary masks (each 1.0 when both masks are empty).
+    """Dice, recall and precision of two binary masks.
+
+    All three are 1.0 when both masks are empty; otherwise a score whose denominator is 0 is 0.0
+    (e.g. precision when nothing is predicted), as in scikit-learn's ``zero_division=0``.
 
     Formula: ``dice = 2 TP / (2 TP + FP + FN)``, ``recall = TP / (TP + FN)``, ``precision = TP / (TP + FP)``.
 
@@ -23,8 +26,10 @@ def overlap_scores(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, f
     fp = float(np.sum(pred & ~truth))
     fn = float(np.sum(~pred & truth))
 
+    both_empty = not pred.any() and not truth.any()
+
     def ratio(num: float, den: float) -> float:
-        return num / den if den > 0 else 1.0
+        return num / den if den > 0 else (1.0 if both_empty else 0.0)
 
     return ratio(2 * tp, 2 * tp + fp + fn), ratio(tp, tp + fn), ratio(tp, tp + fp)
 
