@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxweight._checks import check_broadcastable_to, check_same_device, describe
+from voxweight._checks import check_broadcastable_to, check_nonnegative, check_same_device, describe
 
 WeightLike = float | Sequence[float] | np.ndarray | torch.Tensor
 
@@ -91,3 +91,20 @@ def multiply(*factors: torch.Tensor | None) -> torch.Tensor | None:
         if factor is not None:
             out = factor if out is None else out * factor
     return out
+
+
+def checked_weight(name: str, value: Any, like: torch.Tensor) -> torch.Tensor | None:
+    """:func:`as_weight_tensor` plus the value check: finite and >= 0."""
+    out = as_weight_tensor(name, value, like=like)
+    if out is not None:
+        check_nonnegative(name, out)
+    return out
+
+
+def weight_buffer(name: str, value: WeightLike | None) -> torch.Tensor | None:
+    """A float32 copy of a module's configured weight (on the tensor's device), validated once."""
+    if value is None:
+        return None
+    device = value.device if isinstance(value, torch.Tensor) else "cpu"
+    out = checked_weight(name, value, torch.empty(0, dtype=torch.float32, device=device))
+    return out.detach().clone()

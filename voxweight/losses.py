@@ -13,13 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from voxweight._align import WeightLike, align_batch, align_channel, align_map, as_weight_tensor, multiply
+from voxweight._align import WeightLike, align_batch, align_channel, align_map, checked_weight, multiply, weight_buffer
 from voxweight._balance import BALANCE_MODES, balance_factors
 from voxweight._bce import compute_bce, fused_bce
 from voxweight._checks import (
     check_broadcastable_to,
     check_float_tensor,
-    check_nonnegative,
     check_positive_number,
     check_range,
     check_same_device,
@@ -140,10 +139,7 @@ def _check_flag(name: str, value: Any) -> None:
 def _weight(name: str, value: Any, input: torch.Tensor, tensor_only: bool = False) -> torch.Tensor | None:
     if tensor_only and value is not None:
         check_tensor(name, value)
-    out = as_weight_tensor(name, value, like=input)
-    if out is not None:
-        check_nonnegative(name, out)
-    return out
+    return checked_weight(name, value, input)
 
 
 def _prepare_target(target: Any, input: torch.Tensor) -> torch.Tensor:
@@ -249,8 +245,8 @@ class VoxelWeightedBCE(nn.Module):
                                    else check_positive_number("balance_max_weight", balance_max_weight))
         self.reduction = look_up_option("reduction", reduction, REDUCTIONS)
         self.weight_fn = weight_fn
-        self.register_buffer("pos_weight", _buffer("pos_weight", pos_weight))
-        self.register_buffer("class_weight", _buffer("class_weight", class_weight))
+        self.register_buffer("pos_weight", weight_buffer("pos_weight", pos_weight))
+        self.register_buffer("class_weight", weight_buffer("class_weight", class_weight))
 
     def forward(
         self,
@@ -281,14 +277,3 @@ class VoxelWeightedBCE(nn.Module):
         if self.weight_fn is not None:
             parts.append(f"weight_fn={getattr(self.weight_fn, '__name__', type(self.weight_fn).__name__)}")
         return ", ".join(parts)
-
-
-def _buffer(name: str, value: WeightLike | None) -> torch.Tensor | None:
-    """A float32 copy of a configured weight, validated once at construction."""
-    if value is None:
-        return None
-    tensor = value if isinstance(value, torch.Tensor) else None
-    like = torch.empty(0, dtype=torch.float32, device=tensor.device if tensor is not None else "cpu")
-    out = as_weight_tensor(name, value, like=like)
-    check_nonnegative(name, out)
-    return out.detach().clone()

@@ -9,12 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxweight._align import WeightLike, align_batch, as_weight_tensor, multiply
+from voxweight._align import WeightLike, align_batch, checked_weight, multiply, weight_buffer
 from voxweight._checks import (
     check_all,
     check_broadcastable_to,
     check_float_tensor,
-    check_nonnegative,
     check_range,
     check_same_device,
     check_tensor,
@@ -105,10 +104,7 @@ def _check_smoothing(value: Any) -> float:
 
 
 def _weight(name: str, value: Any, input: torch.Tensor) -> torch.Tensor | None:
-    out = as_weight_tensor(name, value, like=input)
-    if out is not None:
-        check_nonnegative(name, out)
-    return out
+    return checked_weight(name, value, input)
 
 
 def _class_weight(value: Any, input: torch.Tensor) -> torch.Tensor | None:
@@ -253,11 +249,7 @@ class VoxelWeightedCE(nn.Module):
         self.label_smoothing = _check_smoothing(label_smoothing)
         self.reduction = look_up_option("reduction", reduction, REDUCTIONS)
         self.weight_fn = weight_fn
-        buffer = None
-        if class_weight is not None:
-            buffer = as_weight_tensor("class_weight", class_weight, like=torch.empty(0)).detach().clone()
-            check_nonnegative("class_weight", buffer)
-        self.register_buffer("class_weight", buffer)
+        self.register_buffer("class_weight", weight_buffer("class_weight", class_weight))
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
                 sample_weight: WeightLike | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
