@@ -12,6 +12,7 @@ from voxweight.pipelines import list_pipelines, load_pipeline
 from voxweight.scan import scan_labels
 from voxweight.stats import LabelStats, pos_weight_from_counts
 from voxweight.weights import boundary_weights, class_balance_weights
+from voxweight.weights_multiclass import multiclass_balance_weights
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "get_value_checks",
     "list_pipelines",
     "load_pipeline",
+    "multiclass_balance_weights",
     "pos_weight_from_counts",
     "scan_labels",
     "set_value_checks",

@@ -1,4 +1,4 @@
-"""Boundary bonuses of one binary/instance volume, computed only where they can matter (numpy, no MONAI).
+"""Boundary bonuses of one binary, instance or class-index volume, computed where they matter (numpy only).
 
 Both bonuses decay like ``exp(-r^2 / (2 sigma^2))``. Beyond ``r = MARGIN_SIGMAS * sigma`` (4 sigma) that
 factor is below ``exp(-8) = 3.4e-4``, so distances are only computed inside bounding boxes dilated by
@@ -14,7 +14,7 @@ import math
 import numpy as np
 import scipy.ndimage as ndi
 
-from voxweight.distance import _distance_both_sides, _distance_inside
+from voxweight.distance import _distance_inside, _distance_to_other_value
 
 MARGIN_SIGMAS = 4.0
 
@@ -34,6 +34,24 @@ def objects_from_instances(instances: np.ndarray) -> np.ndarray:
     return np.asarray(instances, dtype=np.intp)
 
 
+def objects_from_classes(classes: np.ndarray) -> np.ndarray:
+    """Objects of a class-index volume: each connected component (full connectivity) of each class > 0.
+
+    Touching components of different classes are different objects. Numbered from 1, class by class.
+    """
+    classes = objects_from_instances(classes)  # find_objects needs small non-negative ids
+    objects = np.zeros(classes.shape, dtype=np.intp)
+    count = 0
+    for c, box in enumerate(ndi.find_objects(classes), start=1):
+        if box is None:
+            continue
+        components = objects_from_mask(classes[box] == c)
+        inside = components > 0
+        objects[box][inside] = components[inside] + count
+        count += int(components.max())
+    return objects
+
+
 def unet_bonus(objects: np.ndarray, w0: float, sigma: float, spacing: tuple[float, ...], backend: str) -> np.ndarray:
     """``w0 exp(-(d1 + d2)^2 / (2 sigma^2))`` on the background (``objects == 0``), 0 on objects.
 
@@ -41,10 +59,9 @@ def unet_bonus(objects: np.ndarray, w0: float, sigma: float, spacing: tuple[floa
     two-smallest update over the objects, each measured inside its own dilated bounding box (``inf``
     outside it). With fewer than two objects, ``d2 = inf`` everywhere and the bonus is 0.
     """
-    bonus = np.zeros(objects.shape, dtype=np.float32)
     present = [(k + 1, box) for k, box in enumerate(ndi.find_objects(objects)) if box is not None]
     if len(present) < 2 or w0 == 0:
-        return bonus
+        return np.zeros(objects.shape, dtype=np.float32)
     margin = _margin(sigma, spacing)
     d1 = np.full(objects.shape, np.inf, dtype=np.float32)
     d2 = np.full(objects.shape, np.inf, dtype=np.float32)
@@ -54,25 +71,30 @@ def unet_bonus(objects: np.ndarray, w0: float, sigma: float, spacing: tuple[floa
         v1, v2 = d1[crop], d2[crop]  # views: updated in place
         np.minimum(v2, np.maximum(v1, dk), out=v2)
         np.minimum(v1, dk, out=v1)
-    near = np.isfinite(d2) & (objects == 0)
-    total = d1[near] + d2[near]
-    bonus[near] = w0 * np.exp(total * total * np.float32(-0.5 / sigma**2))
+    bonus = np.add(d1, d2, out=d1)  # in place, whole arrays: faster than masked indexing; inf -> exp(-inf) = 0
+    np.multiply(bonus, bonus, out=bonus)
+    np.multiply(bonus, np.float32(-0.5 / sigma**2), out=bonus)
+    np.exp(bonus, out=bonus)
+    np.multiply(bonus, np.float32(w0), out=bonus)
+    bonus[objects != 0] = 0.0
     return bonus
 
 
 def distance_bonus(fg: np.ndarray, w0: float, sigma: float, spacing: tuple[float, ...], backend: str) -> np.ndarray:
-    """``w0 exp(-d^2 / (2 sigma^2))`` on both sides, ``d`` the two-sided distance to the interface.
+    """``w0 exp(-d^2 / (2 sigma^2))`` everywhere, ``d`` the distance to the nearest voxel of another value.
 
-    Measured inside the foreground's bounding box dilated by the margin: that box holds every
-    foreground voxel and, within the margin, the nearest background voxel of every foreground voxel,
-    so distances inside it are exact. No interface (empty or full ``fg``) gives a bonus of 0.
+    ``fg`` is a bool mask (``d`` is then the two-sided distance to the interface) or non-negative class
+    indices (interfaces between any two classes, background included). Measured inside the non-zero
+    voxels' bounding box dilated by the margin: that box holds every non-zero voxel and, within the
+    margin, the nearest voxel of another value of every voxel in it, so distances inside it are exact.
+    No interface (a single value everywhere) gives a bonus of 0.
     """
     bonus = np.zeros(fg.shape, dtype=np.float32)
-    if w0 == 0 or fg.size == 0 or fg.all() or not fg.any():
+    if w0 == 0 or fg.size == 0 or bool((fg == fg.flat[0]).all()):
         return bonus
-    (box,) = ndi.find_objects(fg.view(np.uint8) if fg.dtype == bool else fg.astype(np.uint8))
+    (box,) = ndi.find_objects((fg != 0).view(np.uint8))
     crop = _dilate(box, _margin(sigma, spacing), fg.shape)
-    d = _distance_both_sides(np.ascontiguousarray(fg[crop]), spacing, backend)
+    d = _distance_to_other_value(np.ascontiguousarray(fg[crop]), spacing, backend)
     bonus[crop] = w0 * np.exp(d * d * np.float32(-0.5 / sigma**2))
     return bonus
 

@@ -80,8 +80,9 @@ def time_pair(baseline: Callable[[], object], candidate: Callable[[], object], r
 
 def _cases() -> dict[str, Callable[[BenchConfig], list[BenchResult]]]:
     from voxweight._bench_loss import bench_loss
+    from voxweight._bench_maps import bench_distance, bench_unet
 
-    return {"loss": bench_loss}
+    return {"loss": bench_loss, "distance": bench_distance, "unet": bench_unet}
 
 
 def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = None,

@@ -16,7 +16,8 @@ as in ``edt``: callers decide what that means (the weight maps turn it into a bo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,8 @@ __all__ = ["DISTANCE_BACKENDS", "distance_to_foreground", "distance_to_interface
 DISTANCE_BACKENDS = ("auto", "edt", "scipy")
 
 Spacing = float | Sequence[float] | None
+
+_edt_parallel = 1  # threads for each edt call; set by _edt_threads (``voxweight bench --threads``)
 
 
 def distance_to_foreground(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None,
@@ -183,8 +186,38 @@ def _distance_both_sides(fg: np.ndarray, spacing: tuple[float, ...], backend: st
     return np.where(fg, inside, outside)
 
 
+def _distance_to_other_value(values: np.ndarray, spacing: tuple[float, ...], backend: str) -> np.ndarray:
+    """Each voxel's distance to the nearest voxel holding a different value (non-negative ints or bools).
+
+    For a bool array this is :func:`_distance_both_sides`; all values equal (no interface) gives ``inf``.
+    """
+    if values.dtype == bool:
+        return _distance_both_sides(values, spacing, backend)
+    if values.size == 0 or bool((values == values.flat[0]).all()):
+        return np.full(values.shape, np.inf, dtype=np.float32)
+    if backend == "edt":  # one multi-label call: each value measures to every other (0 shifted to 1)
+        dtype = np.min_scalar_type(int(values.max()) + 1)
+        return _edt_call(np.ascontiguousarray(values, dtype=dtype) + dtype.type(1), spacing)
+    out = np.empty(values.shape, dtype=np.float32)
+    for value in np.unique(values):
+        region = values == value
+        out[region] = _distance_inside(region, spacing, backend)[region]
+    return out
+
+
 def _edt_call(labels: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """``edt.edt`` on a C-contiguous uint8 label array (anisotropy in array-axis order)."""
+    """``edt.edt`` on a C-contiguous unsigned-integer label array (anisotropy in array-axis order)."""
     anisotropy = spacing[0] if labels.ndim == 1 else spacing
-    out = _edt.edt(labels, anisotropy=anisotropy, black_border=False, parallel=1)
+    out = _edt.edt(labels, anisotropy=anisotropy, black_border=False, parallel=_edt_parallel)
     return np.asarray(out, dtype=np.float32).reshape(labels.shape)
+
+
+@contextlib.contextmanager
+def _edt_threads(threads: int) -> Iterator[None]:
+    """Run ``edt`` calls with ``threads`` threads inside the block (restored on exit)."""
+    global _edt_parallel
+    previous, _edt_parallel = _edt_parallel, int(threads)
+    try:
+        yield
+    finally:
+        _edt_parallel = previous

@@ -17,7 +17,13 @@ import numpy as np
 import torch
 
 from voxweight._balance import BALANCE_MODES, balance_factors
-from voxweight._boundary import distance_bonus, objects_from_instances, objects_from_mask, unet_bonus
+from voxweight._boundary import (
+    distance_bonus,
+    objects_from_classes,
+    objects_from_instances,
+    objects_from_mask,
+    unet_bonus,
+)
 from voxweight._checks import check_positive_number, check_range, check_spacing, describe, look_up_option
 from voxweight.distance import _resolve_backend
 
@@ -93,7 +99,7 @@ def class_balance_weights(label: Label, *, fg_weight: float | None = None, bg_we
 
 def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigma: float = 5.0,
                      spacing: float | Sequence[float] | None = None, instances: np.ndarray | torch.Tensor | None = None,
-                     spatial_dims: int = 3) -> Label:
+                     spatial_dims: int = 3, multiclass: bool = False) -> Label:
     """Boundary-emphasis weight map ``1 + bonus``.
 
     * ``"unet"`` (Ronneberger et al. 2015): ``bonus = w0 exp(-(d1 + d2)^2 / (2 sigma^2))`` on background
@@ -108,13 +114,20 @@ def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigm
       the contact axis, so the bonus peaks slightly below ``w0``). An empty or full volume has no
       interface: all ones.
 
+    With ``multiclass=True`` the label holds integer class indices (0 = background): ``"distance"``
+    measures ``d`` from every voxel to the nearest voxel of a different class (interfaces between any
+    two classes, background included; one class everywhere: all ones), and ``"unet"`` takes each
+    connected component of each class > 0 as an object, so touching objects of different classes are
+    separate objects (the bonus still lies on the background only). A 0/1 label gives the binary map.
+
     Distances and ``sigma`` are in the units of ``spacing`` (mm for NIfTI; voxels if None). For speed
     the distances are computed only within ``4 sigma`` of the objects, which keeps the map within
     ``exp(-8) w0 < 1e-3 w0`` of the exact one (exact wherever the contributing distances are below
     ``4 sigma``). Distances are computed on the CPU (``edt``, else scipy); a tensor goes there and back.
 
     Args:
-        label: binary label (0/1); with ``instances``, any label whose non-zero voxels are the instances'.
+        label: binary label (0/1); with ``multiclass``, integer class indices >= 0; with ``instances``,
+            any such label whose non-zero voxels are the instances'.
         mode: ``"unet"`` or ``"distance"``.
         w0: height of the bonus, >= 0.
         sigma: width of the bonus in spacing units, > 0.
@@ -122,15 +135,17 @@ def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigm
         instances: integer instance ids (0 = background), ``label``'s shape or its spatial shape (then shared
             by every leading index); ``"unet"`` only.
         spatial_dims: number of trailing spatial axes of ``label``.
+        multiclass: read ``label`` as class indices (see above) instead of a binary label.
 
     Returns:
         float32 weights ``>= 1``, ``label``'s shape, type and device.
 
     Raises:
-        TypeError: for a label or ``instances`` of the wrong type or dtype, or non-numeric options.
-        ValueError: for ``label.ndim < spatial_dims``, a non-binary label without ``instances``, ``instances``
-            of the wrong shape, negative or not matching the label, ``w0 < 0``, ``sigma <= 0``, bad ``spacing``,
-            or an unknown ``mode``.
+        TypeError: for a label or ``instances`` of the wrong type or dtype (a float label with ``multiclass``),
+            non-numeric options or a non-bool ``multiclass``.
+        ValueError: for ``label.ndim < spatial_dims``, a non-binary label without ``instances`` or ``multiclass``,
+            negative class indices, ``instances`` of the wrong shape, negative or not matching the label,
+            ``w0 < 0``, ``sigma <= 0``, bad ``spacing``, or an unknown ``mode``.
 
     Shape:
         - label: ``[..., *spatial]``; instances: ``[..., *spatial]`` or ``[*spatial]``; output: ``label``'s.
@@ -138,30 +153,29 @@ def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigm
     Example:
         >>> boundary_weights(np.array([1, 0, 0, 1]), w0=2.0, sigma=1.0, spatial_dims=1).round(4)
         array([1.    , 1.0222, 1.0222, 1.    ], dtype=float32)
+        >>> boundary_weights(np.array([1, 1, 2, 2]), mode="distance", w0=2.0, sigma=1.0, spatial_dims=1,
+        ...                  multiclass=True).round(4)
+        array([1.2707, 2.2131, 2.2131, 1.2707], dtype=float32)
     """
     _check_label(label, spatial_dims)
     mode = look_up_option("mode", mode, BOUNDARY_MODES)
     w0 = check_positive_number("w0", w0, allow_zero=True)
     sigma = check_positive_number("sigma", sigma)
     spacing = check_spacing("spacing", spacing, spatial_dims)
+    if not isinstance(multiclass, bool | np.bool_):
+        raise TypeError(f"multiclass: expected a bool, got {describe(multiclass)}")
     backend = _resolve_backend("auto", spatial_dims)
     lab = _numpy(label)
     spatial = lab.shape[lab.ndim - spatial_dims:]
     flat = (math.prod(lab.shape[:lab.ndim - spatial_dims]), *spatial)  # leading axes in one
-    if instances is None:
-        _check_binary(lab)
-        volumes = (lab != 0).reshape(flat)
-    else:
-        if mode != "unet":
-            raise ValueError(f"instances: expected None for mode={mode!r} (instances split objects for 'unet' "
-                             f"only), got {describe(instances)}")
-        volumes = _check_instances(instances, lab, spatial).reshape(flat)
+    volumes = _volumes(lab, instances, mode, bool(multiclass), spatial).reshape(flat)
     out = np.ones(volumes.shape, dtype=np.float32)
     for i, volume in enumerate(volumes):
         if mode == "distance":
             out[i] += distance_bonus(volume, w0, sigma, spacing, backend)
         else:
-            objects = objects_from_mask(volume) if instances is None else objects_from_instances(volume)
+            objects = (objects_from_instances(volume) if instances is not None
+                       else objects_from_classes(volume) if multiclass else objects_from_mask(volume))
             out[i] += unet_bonus(objects, w0, sigma, spacing, backend)
     out = out.reshape(lab.shape)
     return out if isinstance(label, np.ndarray) else torch.from_numpy(out).to(label.device)
@@ -205,6 +219,30 @@ def _numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
     if type(t) is not torch.Tensor:
         t = t.as_subclass(torch.Tensor)
     return (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy()
+
+
+def _volumes(lab: np.ndarray, instances: Any, mode: str, multiclass: bool, spatial: tuple[int, ...]) -> np.ndarray:
+    """What the bonus is computed from, validated: instance ids, class indices or the binary mask."""
+    if multiclass:
+        _check_classes(lab)
+    if instances is not None:
+        if mode != "unet":
+            raise ValueError(f"instances: expected None for mode={mode!r} (instances split objects for 'unet' "
+                             f"only), got {describe(instances)}")
+        return _check_instances(instances, lab, spatial)
+    if multiclass:
+        return lab
+    _check_binary(lab)
+    return lab != 0
+
+
+def _check_classes(lab: np.ndarray) -> None:
+    """Integer (or bool) class indices >= 0."""
+    if lab.dtype.kind not in "biu":
+        raise TypeError(f"label: expected integer class indices (or bool) with multiclass=True, got dtype "
+                        f"{lab.dtype}; cast a float label that holds class indices with .long() / .astype(int)")
+    if lab.dtype.kind == "i" and lab.size and lab.min() < 0:
+        raise ValueError(f"label: expected class indices >= 0 (0 = background), got minimum {lab.min()}")
 
 
 def _check_binary(lab: np.ndarray) -> None:

@@ -1,0 +1,103 @@
+"""Benchmark cases for the weight maps: the two-sided distance map and the U-Net map on ``size^3`` labels.
+
+Baselines are what a user would write without voxweight: MONAI's ``DistanceTransformEDT`` on the
+foreground and on the background (scipy underneath), and a naive U-Net map with one full-volume
+scipy EDT per object (:func:`naive_unet_weights`). Both sides use the same anisotropic spacing.
+The maps are computed on the CPU; ``config.threads`` is passed to ``edt`` (``parallel=``), while
+scipy, and so MONAI, always runs on one thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from voxweight.bench import BenchConfig, BenchResult, time_pair
+from voxweight.distance import _edt_threads, distance_to_interface
+from voxweight.weights import boundary_weights
+
+SPACING = (2.0, 0.8, 0.8)  # anisotropic, as in a thick-slice CT (axis order of the array)
+W0, SIGMA = 10.0, 5.0
+
+
+def separated_balls(size: int, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` balls with ids 1..count in a ``size^3`` volume, at least two voxels apart (26-connectivity).
+
+    The cube is cut into ``n^3 >= count`` cells; each ball lies inside one cell's interior (the cell
+    minus a one-voxel rim), so no two balls touch, even diagonally, and each is one connected object.
+    """
+    n = math.ceil(round(count ** (1 / 3), 9))
+    if n > size // 3:  # cells of 3 voxels or more: a one-voxel interior inside a one-voxel rim
+        raise ValueError(f"instances: expected at most {(size // 3) ** 3} objects for size {size}, got {count}")
+    edges = [round(i * size / n) for i in range(n + 1)]  # consecutive edges >= size // n >= 3 apart
+    rng = np.random.default_rng(seed)
+    objects = np.zeros((size,) * 3, dtype=np.int32)
+    for k, cell in enumerate(rng.choice(n**3, size=count, replace=False), start=1):
+        box = tuple(slice(edges[i] + 1, edges[i + 1] - 1) for i in np.unravel_index(cell, (n,) * 3))
+        extent = np.array([s.stop - s.start for s in box], dtype=np.float64)
+        centre = (extent - 1) / 2 + rng.uniform(-0.15, 0.15, 3) * extent
+        radius = rng.uniform(0.25, 0.5) * extent.min()
+        grid = np.ogrid[tuple(slice(0, int(e)) for e in extent)]
+        ball = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)) <= radius**2
+        ball[tuple(np.clip(np.round(centre).astype(int), 0, extent.astype(int) - 1))] = True  # never empty
+        objects[box][ball] = k
+    return objects
+
+
+def naive_unet_weights(fg: np.ndarray, w0: float, sigma: float, spacing: Sequence[float]) -> np.ndarray:
+    """Baseline U-Net map: one full-volume scipy EDT per connected object, running two smallest (float64).
+
+    ``1 + w0 exp(-(d1 + d2)^2 / (2 sigma^2))`` on the background, 1 on objects (26-connected components).
+    """
+    objects, count = ndi.label(fg, structure=np.ones((3,) * fg.ndim, dtype=bool))
+    d1 = np.full(fg.shape, np.inf)
+    d2 = np.full(fg.shape, np.inf)
+    for k in range(1, count + 1):
+        dk = ndi.distance_transform_edt(objects != k, sampling=spacing)
+        np.minimum(d2, np.maximum(d1, dk), out=d2)
+        np.minimum(d1, dk, out=d1)
+    bonus = w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma**2))  # exp(-inf) = 0 with fewer than two objects
+    bonus[objects > 0] = 0.0
+    return (1.0 + bonus).astype(np.float32)
+
+
+def bench_distance(config: BenchConfig) -> list[BenchResult]:
+    """Two-sided distance to the interface vs MONAI ``DistanceTransformEDT`` on foreground and background."""
+    from monai.transforms import DistanceTransformEDT
+
+    fg = separated_balls(config.size, 6, seed=1) > 0
+    transform = DistanceTransformEDT(sampling=list(SPACING))
+
+    def monai_two_sided() -> np.ndarray:
+        d = transform(np.stack([fg, ~fg]))  # channel 0: inside distances, channel 1: outside distances
+        return d[0] + d[1]
+
+    def ours() -> np.ndarray:
+        with _edt_threads(config.threads):
+            return distance_to_interface(fg, spacing=SPACING)
+
+    error = float(np.max(np.abs(ours() - monai_two_sided())))
+    note = f"spacing {SPACING} on both; max |diff| {error:.1e}; edt threads {config.threads}"
+    return [BenchResult(f"distance to interface {config.size}^3, fg+bg", "MONAI DistanceTransformEDT",
+                        *time_pair(monai_two_sided, ours, config.repeats), 1 / 5, note)]
+
+
+def bench_unet(config: BenchConfig) -> list[BenchResult]:
+    """U-Net map with ``config.instances`` objects vs :func:`naive_unet_weights`; checks their agreement once."""
+    fg = separated_balls(config.size, config.instances, seed=2) > 0
+
+    def naive() -> np.ndarray:
+        return naive_unet_weights(fg, W0, SIGMA, SPACING)
+
+    def ours() -> np.ndarray:
+        with _edt_threads(config.threads):
+            return boundary_weights(fg, mode="unet", w0=W0, sigma=SIGMA, spacing=SPACING)
+
+    error = float(np.max(np.abs(ours() - naive())))
+    verdict = "ok" if error <= 1e-3 * W0 else "EXCEEDS 1e-3 w0"
+    note = f"max |diff| {error:.1e} = {error / W0:.1e} w0 ({verdict}); spacing {SPACING}, sigma {SIGMA}"
+    return [BenchResult(f"U-Net map {config.size}^3, {config.instances} objects", "naive scipy, per object",
+                        *time_pair(naive, ours, config.repeats), 1 / 20, note)]
