@@ -39,6 +39,15 @@ def test_fused_matches_eager(kwargs):
     assert not bce._compile_failed
 
 
+@pytest.mark.slow
+def test_fused_balance_matches_eager():
+    if bce._compile_failed:
+        pytest.skip("torch.compile is unavailable here")
+    x, t, _, _ = _case()
+    ref = voxel_weighted_bce(x, t, balance="balanced")
+    torch.testing.assert_close(voxel_weighted_bce(x, t, balance="balanced", fused=True), ref, rtol=1e-6, atol=1e-7)
+
+
 def test_fused_falls_back_to_eager_with_one_warning(monkeypatch):
     def broken_compile(fn):
         raise RuntimeError("no C++ compiler")
