@@ -13,5 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed (pip install -e '.[dev]')")
 def test_ruff_clean():
-    proc = subprocess.run(["ruff", "check", "voxweight", "tests"], cwd=ROOT, capture_output=True, text=True)
+    cmd = ["ruff", "check", "voxweight", "tests", "notebooks"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
