@@ -4,13 +4,14 @@ If that key already holds a map, the new one is composed with it rather than rep
 :class:`ClassBalanceWeightd` multiplies it, :class:`BoundaryWeightd` adds its bonus (its map minus 1).
 So ``ClassBalanceWeightd`` followed by ``BoundaryWeightd(mode="unet")`` gives the U-Net paper's
 ``w = w_c + w0 * exp(-(d1 + d2)^2 / (2 sigma^2))`` (the other order gives ``w_c * (1 + bonus)``).
-The map has the label's shape ``[C, *spatial]``: add ``key + weight_postfix`` to the keys of the
-crops and flips that follow, so that it stays aligned with the label.
+The map has the label's shape ``[C, *spatial]`` (``[1, *spatial]`` for a multi-class label of class
+indices, ``multiclass=True``): add ``key + weight_postfix`` to the keys of the crops and flips that
+follow, so that it stays aligned with the label.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from monai.config import KeysCollection, NdarrayOrTensor
@@ -62,21 +63,26 @@ class ClassBalanceWeightd(MapTransform):
     """Dictionary twin of :class:`~voxweight.transforms.ClassBalanceWeight`.
 
     Writes the class-balance map of ``d[key]`` to ``d[key + weight_postfix]``, or multiplies the map
-    already there (same shape required).
+    already there (same shape required). With ``multiclass=True`` each label is one channel of integer
+    class indices and each voxel gets its class's weight (:func:`voxweight.multiclass_balance_weights`).
 
     Args:
         keys: keys of the labels (channel-first ``[C, *spatial]``).
-        fg_weight: weight of foreground voxels; with ``bg_weight``, fixes both weights.
-        bg_weight: weight of background voxels.
+        fg_weight: weight of foreground voxels; with ``bg_weight``, fixes both weights. Binary labels only.
+        bg_weight: weight of background voxels. Binary labels only.
         mode: ``"balanced"``, ``"inverse_frequency"`` or ``"sqrt_inverse"``, used when the weights are
-            not given (computed from each label's own foreground fraction).
+            not given (computed from each label's own foreground fraction, or class frequencies).
         max_weight: clip the weights from above.
+        multiclass: read each label as integer class indices ``0 .. K-1`` (float labels holding whole
+            numbers, as ``LoadImaged`` gives, included).
+        num_classes: ``K`` (multiclass only); default ``len(class_weight)``, else ``label.max() + 1``.
+        class_weight: fixed weights, one per class, >= 0 (multiclass only); None computes them per label.
         weight_postfix: the map of ``key`` goes to ``key + weight_postfix``.
         allow_missing_keys: skip keys that are missing instead of raising ``KeyError``.
 
     Shape:
-        - ``d[key]``: ``[C, *spatial]``; ``d[key + weight_postfix]``: the same shape, float32, the
-          label's type (a ``MetaTensor`` keeps the label's affine and meta).
+        - ``d[key]``: ``[C, *spatial]`` (``[1, *spatial]`` with ``multiclass``); ``d[key + weight_postfix]``:
+          the same shape, float32, the label's type (a ``MetaTensor`` keeps the label's affine and meta).
 
     Raises:
         ValueError: for an empty ``weight_postfix``, an existing map of another shape, or the errors of
@@ -87,17 +93,22 @@ class ClassBalanceWeightd(MapTransform):
         >>> out = ClassBalanceWeightd("label")({"label": np.array([[0, 0, 0, 1]])})
         >>> out["label_weight"]
         array([[0.6666667, 0.6666667, 0.6666667, 2.       ]], dtype=float32)
+        >>> ClassBalanceWeightd("label", multiclass=True, class_weight=[0.5, 2.0, 4.0])(
+        ...     {"label": np.array([[0, 1, 2, 2]])})["label_weight"]
+        array([[0.5, 2. , 4. , 4. ]], dtype=float32)
     """
 
     backend = ClassBalanceWeight.backend
 
     def __init__(self, keys: KeysCollection, *, fg_weight: float | None = None, bg_weight: float | None = None,
-                 mode: str = "balanced", max_weight: float | None = None, weight_postfix: str = "_weight",
-                 allow_missing_keys: bool = False) -> None:
+                 mode: str = "balanced", max_weight: float | None = None, multiclass: bool = False,
+                 num_classes: int | None = None, class_weight: Sequence[float] | None = None,
+                 weight_postfix: str = "_weight", allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.weight_postfix = _check_postfix(weight_postfix)
         self.weighter = ClassBalanceWeight(fg_weight=fg_weight, bg_weight=bg_weight, mode=mode,
-                                           max_weight=max_weight)
+                                           max_weight=max_weight, multiclass=multiclass,
+                                           num_classes=num_classes, class_weight=class_weight)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         """Add (or multiply into) ``key + weight_postfix`` for every key."""
@@ -112,7 +123,8 @@ class BoundaryWeightd(MapTransform):
 
     Writes the boundary map ``1 + bonus`` of ``d[key]`` to ``d[key + weight_postfix]``, or adds
     ``bonus`` to the map already there (same shape required). The spacing is read from each label's
-    ``MetaTensor`` affine unless ``spacing`` is given.
+    ``MetaTensor`` affine unless ``spacing`` is given. With ``multiclass=True`` each label is one channel
+    of integer class indices and the bonus marks the interfaces between any two classes.
 
     Args:
         keys: keys of the labels (channel-first ``[C, *spatial]``).
@@ -122,12 +134,14 @@ class BoundaryWeightd(MapTransform):
         spacing: voxel size per spatial axis; overrides the ``MetaTensor``'s.
         instance_key: optional key of an integer instance map (the label's shape) separating touching
             objects for ``"unet"``.
+        multiclass: read each label as integer class indices, 0 = background (float labels holding
+            whole numbers, as ``LoadImaged`` gives, included).
         weight_postfix: the map of ``key`` goes to ``key + weight_postfix``.
         allow_missing_keys: skip keys that are missing instead of raising ``KeyError``.
 
     Shape:
-        - ``d[key]``: ``[C, *spatial]``; ``d[key + weight_postfix]``: the same shape, float32, the
-          label's type (a ``MetaTensor`` keeps the label's affine and meta).
+        - ``d[key]``: ``[C, *spatial]`` (``[1, *spatial]`` with ``multiclass``); ``d[key + weight_postfix]``:
+          the same shape, float32, the label's type (a ``MetaTensor`` keeps the label's affine and meta).
 
     Raises:
         ValueError: for an empty ``weight_postfix``, an existing map of another shape, or the errors of
@@ -145,11 +159,12 @@ class BoundaryWeightd(MapTransform):
 
     def __init__(self, keys: KeysCollection, *, mode: str = "unet", w0: float = 10.0, sigma: float = 5.0,
                  spacing: float | tuple[float, ...] | list[float] | None = None, instance_key: str | None = None,
-                 weight_postfix: str = "_weight", allow_missing_keys: bool = False) -> None:
+                 multiclass: bool = False, weight_postfix: str = "_weight", allow_missing_keys: bool = False
+                 ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.weight_postfix = _check_postfix(weight_postfix)
         self.instance_key = instance_key
-        self.weighter = BoundaryWeight(mode=mode, w0=w0, sigma=sigma, spacing=spacing)
+        self.weighter = BoundaryWeight(mode=mode, w0=w0, sigma=sigma, spacing=spacing, multiclass=multiclass)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         """Add ``key + weight_postfix`` (or add the bonus to it) for every key."""
