@@ -81,8 +81,9 @@ def time_pair(baseline: Callable[[], object], candidate: Callable[[], object], r
 def _cases() -> dict[str, Callable[[BenchConfig], list[BenchResult]]]:
     from voxweight._bench_loss import bench_loss
     from voxweight._bench_maps import bench_distance, bench_unet
+    from voxweight._bench_scan import bench_scan
 
-    return {"loss": bench_loss, "distance": bench_distance, "unet": bench_unet}
+    return {"loss": bench_loss, "distance": bench_distance, "unet": bench_unet, "scan": bench_scan}
 
 
 def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = None,
