@@ -29,3 +29,10 @@ def balance_factors(fraction: torch.Tensor, mode: str, max_weight: float | None 
     if max_weight is not None:
         fg, bg = fg.clamp(max=max_weight), bg.clamp(max=max_weight)
     return fg, bg
+
+
+def balance_map(target: torch.Tensor, mode: str, max_weight: float | None = None) -> torch.Tensor:
+    """``bg + (fg - bg) * t`` with fg/bg from each (sample, channel)'s foreground fraction ``[N, C, *spatial]``."""
+    fraction = target.mean(dim=tuple(range(2, target.ndim)), keepdim=True)
+    fg, bg = balance_factors(fraction, mode, max_weight)
+    return torch.addcmul(bg, fg - bg, target)

@@ -12,12 +12,20 @@ import torch
 import torch.nn.functional as F
 
 from voxweight._align import multiply
+from voxweight._balance import balance_map
 from voxweight._reduce import reduce_losses
 
 
 def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
-                mask: torch.Tensor | None, logits: bool, reduction: str) -> torch.Tensor:
-    """Element losses and reduction; torch's own reduction (exact parity) when no mask is involved."""
+                mask: torch.Tensor | None, logits: bool, reduction: str,
+                balance: tuple[str, float | None] | None = None) -> torch.Tensor:
+    """Element losses and reduction; torch's own reduction (exact parity) when no mask is involved.
+
+    ``balance = (mode, max_weight)`` multiplies ``w`` by the class-balance map of ``target``, built here so
+    that the compiled path fuses it into the loss kernel instead of materialising it.
+    """
+    if balance is not None:
+        w = multiply(w, balance_map(target, *balance))
     if mask is None and reduction != "weighted_mean" and input.numel() > 0:
         return _elementwise(input, target, w, pos, logits, reduction)
     losses = _elementwise(input, target, w, pos, logits, "none")
@@ -29,7 +37,8 @@ _compile_failed = False
 
 
 def fused_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
-              mask: torch.Tensor | None, logits: bool, reduction: str) -> torch.Tensor:
+              mask: torch.Tensor | None, logits: bool, reduction: str,
+              balance: tuple[str, float | None] | None = None) -> torch.Tensor:
     """:func:`compute_bce` through ``torch.compile`` (one fused forward and backward kernel).
 
     Falls back to the eager path, with one warning, where compilation is unavailable (no C++ compiler,
@@ -40,12 +49,12 @@ def fused_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,
         try:
             if _compiled is None:
                 _compiled = torch.compile(compute_bce)
-            return _compiled(input, target, w, pos, mask, logits, reduction)
+            return _compiled(input, target, w, pos, mask, logits, reduction, balance)
         except Exception as err:  # compilation problems only: inputs were validated before
             _compile_failed = True
             warnings.warn(f"voxweight: fused=True could not compile ({type(err).__name__}: {err}); "
                           "using the eager path", RuntimeWarning, stacklevel=3)
-    return compute_bce(input, target, w, pos, mask, logits, reduction)
+    return compute_bce(input, target, w, pos, mask, logits, reduction, balance)
 
 
 def _elementwise(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,

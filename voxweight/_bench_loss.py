@@ -36,21 +36,22 @@ def bench_loss(config: BenchConfig) -> list[BenchResult]:
     """Loss forward + backward: voxel map (checks on / off), fused, and class balance inside the loss."""
     x, t, w = _data(config)
     reps, dev = config.repeats, config.device
+    inner = 4  # each timed sample is 4 forward+backward passes
     shape = f"[2,1,{config.size}^3]"
     torch_map = _step(x, lambda xi: F.binary_cross_entropy_with_logits(xi, t, weight=w))
     ours = _step(x, lambda xi: voxel_weighted_bce(xi, t, w))
     results = [BenchResult(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map",
-                           *time_pair(torch_map, ours, reps, dev), 1.15, "value checks on (default)")]
+                           *time_pair(torch_map, ours, reps, dev, inner), 1.15, "value checks on (default)")]
 
     def ours_unchecked() -> None:
         with value_checks("off"):
             ours()
 
     results.append(BenchResult(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map",
-                               *time_pair(torch_map, ours_unchecked, reps, dev), 1.05, "value checks off"))
+                               *time_pair(torch_map, ours_unchecked, reps, dev, inner), 1.05, "value checks off"))
     balanced = _step(x, lambda xi: voxel_weighted_bce(xi, t, balance="balanced"))
     results.append(BenchResult(f"loss fwd+bwd {shape}, balance='balanced'", "torch eager, precomputed map",
-                               *time_pair(torch_map, balanced, reps, dev), 1.0, "eager: one temporary map"))
+                               *time_pair(torch_map, balanced, reps, dev, inner), 1.0, "eager: one temporary map"))
     results.append(_fused(x, t, w, torch_map, config, shape, balance=None))
     results.append(_fused(x, t, None, torch_map, config, shape, balance="balanced"))
     return results
@@ -71,4 +72,5 @@ def _fused(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, torch_map: 
         name, baseline, target = f"loss fwd+bwd {shape}, fused=True", "torch eager, same map", 1 / 1.5
     else:
         name, baseline, target = f"loss fwd+bwd {shape}, balance, fused=True", "torch eager, precomputed map", 1.0
-    return BenchResult(name, baseline, *time_pair(torch_map, fused, config.repeats, config.device), target, note)
+    timings = time_pair(torch_map, fused, config.repeats, config.device, inner=4)
+    return BenchResult(name, baseline, *timings, target, note)

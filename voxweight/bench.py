@@ -55,8 +55,11 @@ class BenchResult:
 
 
 def time_pair(baseline: Callable[[], object], candidate: Callable[[], object], repeats: int,
-              device: str = "cpu") -> tuple[float, float]:
-    """Median milliseconds of two callables, run interleaved after one warm-up call each.
+              device: str = "cpu", inner: int = 1) -> tuple[float, float]:
+    """Median milliseconds per call of two callables, run interleaved after one warm-up call each.
+
+    Each of the ``repeats`` samples times ``inner`` back-to-back calls (and divides by ``inner``), which
+    evens out the noise of short operations.
 
     Example:
         >>> base, cand = time_pair(lambda: sum(range(1000)), lambda: sum(range(10)), repeats=3)
@@ -72,9 +75,10 @@ def time_pair(baseline: Callable[[], object], candidate: Callable[[], object], r
         for i in ((0, 1) if r % 2 == 0 else (1, 0)):
             sync()
             start = time.perf_counter()
-            fns[i]()
+            for _ in range(inner):
+                fns[i]()
             sync()
-            times[i].append((time.perf_counter() - start) * 1e3)
+            times[i].append((time.perf_counter() - start) * 1e3 / inner)
     return statistics.median(times[0]), statistics.median(times[1])
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from voxweight._align import WeightLike, align_batch, align_channel, align_map, checked_weight, multiply, weight_buffer
-from voxweight._balance import BALANCE_MODES, balance_factors
+from voxweight._balance import BALANCE_MODES
 from voxweight._bce import compute_bce, fused_bce
 from voxweight._checks import (
     check_broadcastable_to,
@@ -110,25 +110,22 @@ def voxel_weighted_bce(
         align_channel("class_weight", _weight("class_weight", class_weight, input), shape),
         align_batch("sample_weight", _weight("sample_weight", sample_weight, input), shape),
     )
-    if balance is not None:
-        w = multiply(w, _balance_map(balance, balance_max_weight, target))
+    spec = None if balance is None else _balance_spec(balance, balance_max_weight, target)
     m = _prepare_mask(mask, input)
     if fused:
-        return fused_bce(input, target, w, pos, m, logits, reduction)
-    return compute_bce(input, target, w, pos, m, logits, reduction)
+        return fused_bce(input, target, w, pos, m, logits, reduction, spec)
+    return compute_bce(input, target, w, pos, m, logits, reduction, spec)
 
 
-def _balance_map(mode: Any, max_weight: Any, target: torch.Tensor) -> torch.Tensor:
-    """``bg + (fg - bg) * t`` with fg/bg from each (sample, channel)'s foreground fraction."""
+def _balance_spec(mode: Any, max_weight: Any, target: torch.Tensor) -> tuple[str, float | None]:
+    """Validated ``(mode, max_weight)`` for the in-loss class-balance map."""
     mode = look_up_option("balance", mode, BALANCE_MODES)
     if max_weight is not None:
         max_weight = check_positive_number("balance_max_weight", max_weight)
     if target.ndim < 3:
         raise ValueError(f"balance: expected input with spatial axes [N, C, *spatial] to measure the foreground "
                          f"fraction over, got shape {list(target.shape)}")
-    fraction = target.mean(dim=tuple(range(2, target.ndim)), keepdim=True)
-    fg, bg = balance_factors(fraction, mode, max_weight)
-    return torch.addcmul(bg, fg - bg, target)
+    return mode, max_weight
 
 
 def _check_flag(name: str, value: Any) -> None:
