@@ -35,7 +35,7 @@ def _step(x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]) -> Call
 def bench_loss(config: BenchConfig) -> list[BenchResult]:
     """Loss forward + backward: voxel map (checks on / off), fused, and class balance inside the loss."""
     x, t, w = _data(config)
-    reps, dev = config.repeats, config.device
+    reps, dev = 3 * config.repeats, config.device  # short operations: more samples
     inner = 4  # each timed sample is 4 forward+backward passes
     shape = f"[2,1,{config.size}^3]"
     torch_map = _step(x, lambda xi: F.binary_cross_entropy_with_logits(xi, t, weight=w))
@@ -72,5 +72,5 @@ def _fused(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, torch_map: 
         name, baseline, target = f"loss fwd+bwd {shape}, fused=True", "torch eager, same map", 1 / 1.5
     else:
         name, baseline, target = f"loss fwd+bwd {shape}, balance, fused=True", "torch eager, precomputed map", 1.0
-    timings = time_pair(torch_map, fused, config.repeats, config.device, inner=4)
+    timings = time_pair(torch_map, fused, 3 * config.repeats, config.device, inner=4)
     return BenchResult(name, baseline, *timings, target, note)
