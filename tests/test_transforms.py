@@ -10,11 +10,11 @@ import pytest
 import torch
 from monai.data import MetaTensor
 from monai.transforms import RandCropByPosNegLabeld, Spacingd
+from transform_checks import PIXDIM, check_against_oracle
+from transform_checks import as_kind as _as
 
 import voxweight.transforms as vt
 from voxweight.weights import boundary_weights, class_balance_weights
-
-PIXDIM = (0.8, 1.2, 2.0)
 
 
 def _label() -> np.ndarray:
@@ -25,13 +25,6 @@ def _label() -> np.ndarray:
     return lab
 
 
-def _as(kind: str, lab: np.ndarray):
-    if kind == "ndarray":
-        return lab.copy()
-    if kind == "tensor":
-        return torch.as_tensor(lab.copy())
-    affine = torch.diag(torch.tensor([*PIXDIM, 1.0], dtype=torch.float64))
-    return MetaTensor(torch.as_tensor(lab.copy()), affine=affine, meta={"filename_or_obj": "lab.nii.gz"})
 
 
 TRANSFORMS = {
@@ -48,19 +41,7 @@ TRANSFORMS = {
 def test_array_transform_equals_pure_function_and_keeps_type(kind, name):
     """Oracle: the pure function, with spacing = MetaTensor pixdim (anisotropic) or voxel units."""
     transform, oracle = TRANSFORMS[name]
-    lab = _as(kind, _label())
-    before = np.asarray(lab).copy()
-    out = transform(lab)
-    assert type(out) is type(lab)
-    assert out.dtype in (np.float32, torch.float32)
-    assert tuple(out.shape) == tuple(lab.shape)
-    np.testing.assert_array_equal(np.asarray(lab), before)  # label not mutated
-    spacing = PIXDIM if kind == "metatensor" else None
-    np.testing.assert_allclose(np.asarray(out), oracle(_label(), spacing), rtol=1e-6, atol=1e-6)
-    if kind == "metatensor":
-        torch.testing.assert_close(out.affine, lab.affine)
-        assert out.meta["filename_or_obj"] == "lab.nii.gz"
-        assert out.pixdim.tolist() == pytest.approx(PIXDIM)
+    check_against_oracle(transform, oracle, _label(), kind)
 
 
 @pytest.mark.parametrize("mode", ["unet", "distance"])
