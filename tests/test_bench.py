@@ -49,3 +49,11 @@ def test_unknown_case_and_bad_size():
     with pytest.raises(ValueError, match=r"cases: expected one of .*did you mean 'loss'"):
         run_bench(BenchConfig(size=8, repeats=1), cases=["los"])
     assert main(["bench", "--size", "0"]) == 1
+
+
+@pytest.mark.slow
+def test_memory_case_reports_mib_per_variant():
+    results = run_bench(BenchConfig(size=24, repeats=1), cases=["memory"])
+    assert [r.operation.split(", ")[-1] for r in results] == ["eager", "fused=True"]
+    assert all(r.unit == "MiB" and r.baseline_ms >= 0 and r.voxweight_ms >= 0 for r in results)
+    assert "MiB" in format_results(results)

@@ -30,7 +30,10 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """One comparison: median milliseconds of the baseline and of voxweight, and the target time ratio."""
+    """One comparison: the baseline's and voxweight's measurement, and the target ratio.
+
+    Measurements are median milliseconds unless ``unit`` says otherwise (``"MiB"`` of peak memory).
+    """
 
     operation: str
     baseline: str
@@ -38,10 +41,11 @@ class BenchResult:
     voxweight_ms: float
     max_ratio: float
     note: str = ""
+    unit: str = "ms"
 
     @property
     def ratio(self) -> float:
-        """``voxweight_ms / baseline_ms``: below 1 means voxweight is faster."""
+        """``voxweight_ms / baseline_ms``: below 1 means voxweight is faster (or lighter)."""
         return self.voxweight_ms / self.baseline_ms
 
     @property
@@ -85,9 +89,11 @@ def time_pair(baseline: Callable[[], object], candidate: Callable[[], object], r
 def _cases() -> dict[str, Callable[[BenchConfig], list[BenchResult]]]:
     from voxweight._bench_loss import bench_loss
     from voxweight._bench_maps import bench_distance, bench_unet
+    from voxweight._bench_memory import bench_memory
     from voxweight._bench_scan import bench_scan
 
-    return {"loss": bench_loss, "distance": bench_distance, "unet": bench_unet, "scan": bench_scan}
+    return {"loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet,
+            "scan": bench_scan}
 
 
 def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = None,
@@ -128,12 +134,12 @@ def format_results(results: list[BenchResult]) -> str:
 
     Example:
         >>> print(format_results([BenchResult("op", "torch", 10.0, 5.0, 1.0)]))  # doctest: +NORMALIZE_WHITESPACE
-        operation  baseline  base ms  vw ms  ratio  target
-        op         torch     10.00    5.00   0.50x  <= 1.00 ok
+        operation  baseline  base  vw  unit  ratio  target
+        op         torch     10.00    5.00   ms   0.50x  <= 1.00 ok
     """
-    lines = [f"{'operation':<42} {'baseline':<28} {'base ms':>8} {'vw ms':>8} {'ratio':>6}  target"]
+    lines = [f"{'operation':<42} {'baseline':<28} {'base':>8} {'vw':>8} {'unit':>4} {'ratio':>6}  target"]
     for r in results:
         flag = "ok" if r.met else "MISSED"
-        lines.append(f"{r.operation:<42} {r.baseline:<28} {r.baseline_ms:>8.2f} {r.voxweight_ms:>8.2f} "
+        lines.append(f"{r.operation:<42} {r.baseline:<28} {r.baseline_ms:>8.2f} {r.voxweight_ms:>8.2f} {r.unit:>4} "
                      f"{r.ratio:>6.2f}x  <= {r.max_ratio:.2f} {flag}" + (f"  ({r.note})" if r.note else ""))
     return "\n".join(lines)
