@@ -28,6 +28,8 @@ def test_result_ratio_and_target():
     r = BenchResult("op", "base", 10.0, 4.0, 0.5)
     assert r.ratio == pytest.approx(0.4) and r.met
     assert not BenchResult("op", "base", 10.0, 6.0, 0.5).met
+    assert BenchResult("op", "base", 0.0, 0.0, 1.0).ratio == 1.0
+    assert not BenchResult("op", "base", 0.0, 2.0, 1.0).met
     assert r.to_dict()["ratio"] == pytest.approx(0.4)
     assert "0.40x" in format_results([r])
 
@@ -53,7 +55,7 @@ def test_unknown_case_and_bad_size():
 
 @pytest.mark.slow
 def test_memory_case_reports_mib_per_variant():
-    results = run_bench(BenchConfig(size=24, repeats=1), cases=["memory"])
+    results = run_bench(BenchConfig(size=64, repeats=1), cases=["memory"])
     assert [r.operation.split(", ")[-1] for r in results] == ["eager", "fused=True"]
     assert all(r.unit == "MiB" and r.baseline_ms >= 0 and r.voxweight_ms >= 0 for r in results)
     assert "MiB" in format_results(results)

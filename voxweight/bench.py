@@ -7,6 +7,7 @@ the target ratio the project holds itself to. Numbers depend on the machine: run
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -45,7 +46,12 @@ class BenchResult:
 
     @property
     def ratio(self) -> float:
-        """``voxweight_ms / baseline_ms``: below 1 means voxweight is faster (or lighter)."""
+        """``voxweight_ms / baseline_ms``: below 1 means voxweight is faster (or lighter).
+
+        A zero baseline gives 1.0 when voxweight's value is zero too, else ``inf``.
+        """
+        if self.baseline_ms == 0:
+            return 1.0 if self.voxweight_ms == 0 else math.inf
         return self.voxweight_ms / self.baseline_ms
 
     @property
