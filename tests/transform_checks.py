@@ -37,3 +37,14 @@ def check_against_oracle(transform: Callable, oracle: Callable, label: np.ndarra
         torch.testing.assert_close(out.affine, lab.affine)
         assert out.meta["filename_or_obj"] == "lab.nii.gz"
         assert out.pixdim.tolist() == pytest.approx(PIXDIM)
+
+
+def check_pickle_round_trip(transform: Callable, label: np.ndarray) -> None:
+    """A pickled copy (as DataLoader workers get it) gives the same output on a MetaTensor label."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(transform))
+    data = {"label": as_kind("metatensor", label)} if hasattr(transform, "keys") else as_kind("metatensor", label)
+    a, b = transform(data), copy(data)
+    a, b = (a["label_weight"], b["label_weight"]) if isinstance(a, dict) else (a, b)
+    torch.testing.assert_close(a.as_tensor(), b.as_tensor())
