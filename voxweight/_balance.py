@@ -31,8 +31,13 @@ def balance_factors(fraction: torch.Tensor, mode: str, max_weight: float | None 
     return fg, bg
 
 
-def balance_map(target: torch.Tensor, mode: str, max_weight: float | None = None) -> torch.Tensor:
-    """``bg + (fg - bg) * t`` with fg/bg from each (sample, channel)'s foreground fraction ``[N, C, *spatial]``."""
-    fraction = target.mean(dim=tuple(range(2, target.ndim)), keepdim=True)
+def balance_map(target: torch.Tensor, mode: str, max_weight: float | None = None,
+                spatial_dims: int | None = None) -> torch.Tensor:
+    """``bg + (fg - bg) * t`` with fg/bg from the foreground fraction over the last ``spatial_dims`` axes.
+
+    ``spatial_dims`` defaults to every axis after ``[N, C]``; each leading index gets its own fg/bg.
+    """
+    spatial_dims = target.ndim - 2 if spatial_dims is None else spatial_dims
+    fraction = target.mean(dim=tuple(range(target.ndim - spatial_dims, target.ndim)), keepdim=True)
     fg, bg = balance_factors(fraction, mode, max_weight)
     return torch.addcmul(bg, fg - bg, target)

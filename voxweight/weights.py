@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from voxweight._balance import BALANCE_MODES, balance_factors
+from voxweight._balance import BALANCE_MODES, balance_map
 from voxweight._boundary import (
     distance_bonus,
     objects_from_classes,
@@ -91,9 +91,7 @@ def class_balance_weights(label: Label, *, fg_weight: float | None = None, bg_we
             fg, bg = min(fg, max_weight), min(bg, max_weight)
         w = t * (fg - bg) + bg
     else:
-        axes = tuple(range(t.ndim - spatial_dims, t.ndim))
-        fgw, bgw = balance_factors(t.mean(dim=axes, keepdim=True), mode, max_weight)
-        w = torch.addcmul(bgw, fgw - bgw, t)
+        w = balance_map(t, mode, max_weight, spatial_dims)
     return w.numpy() if isinstance(label, np.ndarray) else w
 
 
