@@ -108,3 +108,17 @@ def weight_buffer(name: str, value: WeightLike | None) -> torch.Tensor | None:
     device = value.device if isinstance(value, torch.Tensor) else "cpu"
     out = checked_weight(name, value, torch.empty(0, dtype=torch.float32, device=device))
     return out.detach().clone()
+
+
+def check_weight_fn(weight_fn: Any) -> None:
+    """A module's ``weight_fn`` must be None or a callable ``target -> weight map``."""
+    if weight_fn is not None and not callable(weight_fn):
+        raise TypeError(f"weight_fn: expected a callable target -> weight map, got {describe(weight_fn)}")
+
+
+def weight_or_fn(weight: torch.Tensor | None, weight_fn: Any, target: torch.Tensor) -> torch.Tensor | None:
+    """``weight`` if given, else ``weight_fn(target)`` computed without gradient (None without a weight_fn)."""
+    if weight is None and weight_fn is not None:
+        with torch.no_grad():
+            weight = weight_fn(target)
+    return weight

@@ -13,7 +13,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from voxweight._align import WeightLike, align_batch, align_channel, align_map, checked_weight, multiply, weight_buffer
+from voxweight._align import (
+    WeightLike,
+    align_batch,
+    align_channel,
+    align_map,
+    check_weight_fn,
+    checked_weight,
+    multiply,
+    weight_buffer,
+    weight_or_fn,
+)
 from voxweight._balance import BALANCE_MODES
 from voxweight._bce import compute_bce, fused_bce
 from voxweight._checks import (
@@ -233,8 +243,7 @@ class VoxelWeightedBCE(nn.Module):
         super().__init__()
         _check_flag("logits", logits)
         _check_flag("fused", fused)
-        if weight_fn is not None and not callable(weight_fn):
-            raise TypeError(f"weight_fn: expected a callable target -> weight map, got {describe(weight_fn)}")
+        check_weight_fn(weight_fn)
         self.logits = logits
         self.fused = fused
         self.balance = None if balance is None else look_up_option("balance", balance, BALANCE_MODES)
@@ -255,9 +264,7 @@ class VoxelWeightedBCE(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Compute the loss; see the class docstring. ``weight`` may change on every call."""
-        if weight is None and self.weight_fn is not None:
-            with torch.no_grad():
-                weight = self.weight_fn(target)
+        weight = weight_or_fn(weight, self.weight_fn, target)
         return voxel_weighted_bce(
             input, target, weight, pos_weight=self.pos_weight, class_weight=self.class_weight,
             sample_weight=sample_weight, mask=mask, logits=self.logits, reduction=self.reduction, fused=self.fused,

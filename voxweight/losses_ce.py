@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxweight._align import WeightLike, align_batch, checked_weight, multiply, weight_buffer
+from voxweight._align import (
+    WeightLike,
+    align_batch,
+    check_weight_fn,
+    checked_weight,
+    multiply,
+    weight_buffer,
+    weight_or_fn,
+)
 from voxweight._checks import (
     check_all,
     check_broadcastable_to,
@@ -95,6 +103,11 @@ def voxel_weighted_ce(
                          torch.Size(voxel_shape))
 
 
+def _check_ignore_index(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"ignore_index: expected an int or None, got {describe(value)}")
+
+
 def _check_smoothing(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"label_smoothing: expected a number in [0, 1], got {describe(value)}")
@@ -134,8 +147,7 @@ def _prepare_target(target: Any, input: torch.Tensor, ignore_index: int | None) 
         return target.to(input.dtype), False
     if target.dtype == torch.bool or target.is_complex():
         raise TypeError(f"target: expected integer class indices or float probabilities, got dtype {target.dtype}")
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"ignore_index: expected an int or None, got {describe(ignore_index)}")
+    _check_ignore_index(ignore_index)
     if target.ndim == input.ndim and target.shape[1] == 1:
         target = target.squeeze(1)
     expected = (input.shape[0], *input.shape[2:])
@@ -241,10 +253,8 @@ class VoxelWeightedCE(nn.Module):
         weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        if weight_fn is not None and not callable(weight_fn):
-            raise TypeError(f"weight_fn: expected a callable target -> weight map, got {describe(weight_fn)}")
-        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-            raise TypeError(f"ignore_index: expected an int or None, got {describe(ignore_index)}")
+        check_weight_fn(weight_fn)
+        _check_ignore_index(ignore_index)
         self.ignore_index = ignore_index
         self.label_smoothing = _check_smoothing(label_smoothing)
         self.reduction = look_up_option("reduction", reduction, REDUCTIONS)
@@ -254,9 +264,7 @@ class VoxelWeightedCE(nn.Module):
     def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
                 sample_weight: WeightLike | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Compute the loss; see the class docstring. ``weight`` may change on every call."""
-        if weight is None and self.weight_fn is not None:
-            with torch.no_grad():
-                weight = self.weight_fn(target)
+        weight = weight_or_fn(weight, self.weight_fn, target)
         return voxel_weighted_ce(
             input, target, weight, class_weight=self.class_weight, sample_weight=sample_weight, mask=mask,
             ignore_index=self.ignore_index, label_smoothing=self.label_smoothing, reduction=self.reduction,
