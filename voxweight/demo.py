@@ -22,7 +22,8 @@ from voxweight.demo_data import write_synthetic_dataset
 from voxweight.demo_metrics import boundary_region, expected_calibration_error, overlap_scores
 from voxweight.losses import VoxelWeightedBCE
 
-__all__ = ["DemoReport", "DemoResult", "format_table", "run_demo"]
+__all__ = ["DemoReport", "DemoResult", "evaluate", "format_table", "load_test_volumes", "network", "plain_tensor",
+           "run_demo"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -100,13 +101,13 @@ def run_demo(out_dir: str | Path | None = None, *, quick: bool = False, seed: in
         "class balance + boundary map": (VoxelWeightedBCE(), True, pos_weight),
     }
     loader = _train_loader(train, setup, seed)
-    images, labels = _test_volumes(test)
+    images, labels = load_test_volumes(test)
     results, probabilities = [], {}
     for name, (loss_fn, use_map, shift) in runs.items():
         net = _train(loader, loss_fn, use_map, setup.steps, seed, progress, name)
         with torch.no_grad():
             logits = torch.cat([net(image[None]) for image in images])
-        results.append(_evaluate(name, logits, labels, shift))
+        results.append(evaluate(name, logits, labels, shift))
         probabilities[name] = torch.sigmoid(debias_logits(logits, shift))
     figure = _figure(out / "demo.png", images, labels, probabilities, test[0]["label"])
     return DemoReport(results, fraction, pos_weight, out, figure)
@@ -125,7 +126,14 @@ def _train_loader(items: list[dict[str, str]], setup: _Setup, seed: int) -> torc
                       generator=torch.Generator().manual_seed(seed))
 
 
-def _network(seed: int) -> torch.nn.Module:
+def network(seed: int) -> torch.nn.Module:
+    """The demo's small MONAI U-Net (3D, 1 channel in and out, 8/16/32 features), seeded.
+
+    Example:
+        >>> net = network(0)
+        >>> net(torch.zeros(1, 1, 16, 16, 8)).shape
+        torch.Size([1, 1, 16, 16, 8])
+    """
     from monai.networks.nets import UNet
 
     torch.manual_seed(seed)
@@ -135,14 +143,14 @@ def _network(seed: int) -> torch.nn.Module:
 
 def _train(loader: torch.utils.data.DataLoader, loss_fn: VoxelWeightedBCE, use_map: bool, steps: int, seed: int,
            progress: Progress | None, name: str) -> torch.nn.Module:
-    net = _network(seed)
+    net = network(seed)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     step = 0
     while step < steps:
         for batch in loader:
-            logits = net(_plain(batch["image"]))
-            weight = _plain(batch["label_weight"]) if use_map else None
-            loss = loss_fn(logits, _plain(batch["label"]), weight)
+            logits = net(plain_tensor(batch["image"]))
+            weight = plain_tensor(batch["label_weight"]) if use_map else None
+            loss = loss_fn(logits, plain_tensor(batch["label"]), weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -154,29 +162,66 @@ def _train(loader: torch.utils.data.DataLoader, loss_fn: VoxelWeightedBCE, use_m
     return net.eval()
 
 
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    """A plain tensor (MONAI may hand over a MetaTensor)."""
+def plain_tensor(x: torch.Tensor) -> torch.Tensor:
+    """A plain ``torch.Tensor`` (MONAI may hand over a ``MetaTensor``).
+
+    Example:
+        >>> from monai.data import MetaTensor
+        >>> type(plain_tensor(MetaTensor(torch.zeros(2)))).__name__
+        'Tensor'
+    """
     return x.as_tensor() if hasattr(x, "as_tensor") else x
 
 
-def _test_volumes(items: list[dict[str, str]]) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+def load_test_volumes(items: list[dict[str, str]], spacing: tuple[float, ...] = _SPACING
+                      ) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+    """Images ``[1, *spatial]`` and boolean labels ``[*spatial]`` through the ``inference`` pipeline.
+
+    Args:
+        items: ``[{"image": path, "label": path}, ...]`` NIfTI files.
+        spacing: the voxel size (mm) the pipeline resamples to.
+
+    Returns:
+        ``(images, labels)``, one entry per item.
+    """
     from voxweight.pipelines import load_pipeline
 
-    pipeline = load_pipeline("inference", pixdim=list(_SPACING))
+    pipeline = load_pipeline("inference", pixdim=list(spacing))
     images, labels = [], []
     for item in items:
         out = pipeline(dict(item))
-        images.append(_plain(out["image"]))
+        images.append(plain_tensor(out["image"]))
         labels.append(np.asarray(out["label"])[0] > 0.5)
     return images, labels
 
 
-def _evaluate(name: str, logits: torch.Tensor, labels: list[np.ndarray], shift: float) -> DemoResult:
+def evaluate(name: str, logits: torch.Tensor, labels: list[np.ndarray], shift: float,
+             spacing: tuple[float, ...] = _SPACING) -> DemoResult:
+    """Held-out metrics of one model: thresholded at 0.5 after ``debias_logits(logits, shift)``.
+
+    Dice, recall and precision over all voxels, Dice within 2 mm of the label's interface, and the
+    expected calibration error of the raw and of the debiased probabilities.
+
+    Args:
+        name: the row's name.
+        logits: ``[V, 1, *spatial]`` for ``V`` volumes.
+        labels: ``V`` boolean labels ``[*spatial]``.
+        shift: the positive weight to undo (1 for an unweighted model).
+        spacing: voxel size in mm, for the boundary region.
+
+    Example:
+        >>> label = np.zeros((4, 4, 4), bool)
+        >>> label[1:3, 1:3, 1:3] = True
+        >>> logits = torch.where(torch.as_tensor(label), 5.0, -5.0)[None, None]
+        >>> row = evaluate("perfect", logits, [label], 1.0)
+        >>> row.dice, row.boundary_dice
+        (1.0, 1.0)
+    """
     raw = torch.sigmoid(logits).numpy()[:, 0]
     fixed = torch.sigmoid(debias_logits(logits, shift)).numpy()[:, 0]
     truth = np.stack(labels)
     dice, recall, precision = overlap_scores(fixed > 0.5, truth)
-    region = np.stack([boundary_region(label, 2.0, _SPACING) for label in labels])
+    region = np.stack([boundary_region(label, 2.0, spacing) for label in labels])
     boundary_dice = overlap_scores((fixed > 0.5)[region], truth[region])[0]
     return DemoResult(name, dice, recall, precision, boundary_dice,
                       expected_calibration_error(raw, truth), expected_calibration_error(fixed, truth))
