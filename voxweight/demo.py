@@ -63,6 +63,7 @@ class _Setup:
 
 
 _SPACING = (1.0, 1.0, 2.0)
+_BOUNDARY = {"w0": 5.0, "sigma": 3.0}  # the train_boundary settings, also used for the figure
 _FULL = _Setup((48, 48, 24), (32, 32, 16), 8, 3, 150)
 _QUICK = _Setup((32, 32, 16), (32, 32, 16), 3, 1, 12)
 
@@ -119,7 +120,7 @@ def _train_loader(items: list[dict[str, str]], setup: _Setup, seed: int) -> torc
     from voxweight.pipelines import load_pipeline
 
     pipeline = load_pipeline("train_boundary", pixdim=list(_SPACING), roi_size=list(setup.roi), num_samples=2,
-                             sigma=3.0, w0=5.0)
+                             **_BOUNDARY)
     pipeline.set_random_state(seed)
     dataset = CacheDataset(items, transform=pipeline, cache_rate=1.0, num_workers=0, progress=False)
     return DataLoader(dataset, batch_size=2, shuffle=True, num_workers=0,
@@ -239,7 +240,7 @@ def _figure(path: Path, images: list[torch.Tensor], labels: list[np.ndarray],
 
     z = int(np.argmax(labels[0].sum(axis=(0, 1))))  # the slice with the most foreground
     weight = class_balance_weights(labels[0].astype(np.float32)) + boundary_weights(
-        labels[0].astype(np.uint8), mode="unet", w0=5.0, sigma=3.0, spacing=_SPACING) - 1
+        labels[0].astype(np.uint8), mode="unet", spacing=_SPACING, **_BOUNDARY) - 1
     panels = [("image", images[0][0, :, :, z].numpy(), "gray"), ("label", labels[0][:, :, z], "gray"),
               ("weight map (log scale)", weight[:, :, z], "magma")]
     panels += [(name, p[0, 0, :, :, z].numpy(), "viridis") for name, p in probabilities.items()]
