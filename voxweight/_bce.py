@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from voxweight._align import multiply
 from voxweight._balance import balance_map
+from voxweight._balanced_bce import balanced_bce, can_fuse_balance
 from voxweight._reduce import reduce_losses
 
 
@@ -21,9 +22,12 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
                 balance: tuple[str, float | None] | None = None) -> torch.Tensor:
     """Element losses and reduction; torch's own reduction (exact parity) when no mask is involved.
 
-    ``balance = (mode, max_weight)`` multiplies ``w`` by the class-balance map of ``target``, built here so
-    that the compiled path fuses it into the loss kernel instead of materialising it.
+    ``balance = (mode, max_weight)`` multiplies ``w`` by the class-balance map of ``target``. Eagerly, with
+    logits, no ``pos_weight``/mask and per-``(n, c)`` weights, :func:`balanced_bce` never writes the map
+    out; otherwise the map is built here, which ``torch.compile`` fuses into the loss kernel.
     """
+    if balance is not None and can_fuse_balance(input, target, w, pos, mask, logits, reduction):
+        return balanced_bce(input, target, w, reduction, *balance)
     if balance is not None:
         w = multiply(w, balance_map(target, *balance))
     if mask is None and reduction != "weighted_mean" and input.numel() > 0:

@@ -51,7 +51,7 @@ def bench_loss(config: BenchConfig) -> list[BenchResult]:
                                *time_pair(torch_map, ours_unchecked, reps, dev, inner), 1.05, "value checks off"))
     balanced = _step(x, lambda xi: voxel_weighted_bce(xi, t, balance="balanced"))
     results.append(BenchResult(f"loss fwd+bwd {shape}, balance='balanced'", "torch eager, precomputed map",
-                               *time_pair(torch_map, balanced, reps, dev, inner), 1.0, "eager: one temporary map"))
+                               *time_pair(torch_map, balanced, reps, dev, inner), 1.0, "eager, no map built"))
     results.append(_fused(x, t, w, torch_map, config, shape, balance=None))
     results.append(_fused(x, t, None, torch_map, config, shape, balance="balanced"))
     return results

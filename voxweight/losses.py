@@ -80,8 +80,9 @@ def voxel_weighted_bce(
         balance: foreground/background rebalancing computed inside the loss, per sample and channel, from
             the target's own foreground fraction (``"balanced"``, ``"inverse_frequency"``, ``"sqrt_inverse"``):
             the same as multiplying ``weight`` by ``class_balance_weights(target, mode=balance)``, without a
-            map from the data loader. Eagerly the map is one temporary inside the call; with ``fused=True``
-            it is never materialised.
+            map from the data loader. The map is never materialised: eagerly (with logits, no ``pos_weight``
+            or ``mask``, no per-voxel ``weight``) two reductions per sample and channel replace it, and with
+            ``fused=True`` the compiled kernel folds it in; the other combinations build it as a temporary.
         balance_max_weight: clips the ``balance`` weights from above.
 
     Returns:
