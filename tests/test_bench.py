@@ -59,3 +59,26 @@ def test_memory_case_reports_mib_per_variant():
     assert [r.operation.split(", ")[-1] for r in results] == ["eager", "fused=True"]
     assert all(r.unit == "MiB" and r.baseline_ms >= 0 and r.voxweight_ms >= 0 for r in results)
     assert "MiB" in format_results(results)
+
+
+def test_roofline_formula_and_case():
+    """Hand-computed roofline, and the case runs on any device when asked for by name."""
+    from voxweight._bench_roofline import ROOFLINE_PASSES, roofline_ms
+
+    # 1 GiB copied in 10 ms is 2 GiB moved; 7 passes of 64 MiB are 448 MiB: 448 / 2048 * 10 ms.
+    assert roofline_ms(10.0, 1 << 30, 64 << 20) == pytest.approx(10.0 * 448 / 2048)
+    assert ROOFLINE_PASSES == 7
+    results = run_bench(BenchConfig(size=8, repeats=1), cases=["roofline"])
+    assert [r.baseline for r in results] == ["bandwidth roofline (cpu)"]
+    assert results[0].baseline_ms > 0 and results[0].voxweight_ms > 0 and "GB/s" in results[0].note
+
+
+@pytest.mark.parametrize(("device", "expected"), [("cpu", ["a", "b"]), ("cuda", ["a", "b", "roofline"])])
+def test_default_cases_leave_gpu_cases_out_on_cpu(monkeypatch, device, expected):
+    import voxweight.bench as bench
+
+    ran = []
+    fake = {name: (lambda config, name=name: ran.append(name) or []) for name in ("a", "b", "roofline")}
+    monkeypatch.setattr(bench, "_cases", lambda: fake)
+    assert run_bench(BenchConfig(size=8, repeats=1, device=device)) == []
+    assert ran == expected

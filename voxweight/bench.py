@@ -96,10 +96,14 @@ def _cases() -> dict[str, Callable[[BenchConfig], list[BenchResult]]]:
     from voxweight._bench_loss import bench_loss
     from voxweight._bench_maps import bench_distance, bench_unet
     from voxweight._bench_memory import bench_memory
+    from voxweight._bench_roofline import bench_roofline
     from voxweight._bench_scan import bench_scan
 
     return {"loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet,
-            "scan": bench_scan}
+            "scan": bench_scan, "roofline": bench_roofline}
+
+
+GPU_CASES = ("roofline",)  # run by default only with a CUDA device (on a CPU the loss is compute-bound)
 
 
 def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = None,
@@ -108,7 +112,8 @@ def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = No
 
     Args:
         config: sizes, repeats, threads and device; defaults to :class:`BenchConfig`'s.
-        cases: names of the cases to run (``voxweight bench --help`` lists them).
+        cases: names of the cases to run (``voxweight bench --help`` lists them). By default all of them,
+            except the GPU-only ``roofline`` case when ``config.device`` is not CUDA.
         progress: optional callback called with each case's name before it runs.
 
     Returns:
@@ -121,7 +126,8 @@ def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = No
 
     config = config or BenchConfig()
     available = _cases()
-    selected = [look_up_option("cases", c, tuple(available)) for c in (cases or list(available))]
+    default = [c for c in available if c not in GPU_CASES or config.device.startswith("cuda")]
+    selected = [look_up_option("cases", c, tuple(available)) for c in (cases or default)]
     previous = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:

@@ -18,8 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--instances", type=int, default=20, help="objects in the U-Net map case (default 20)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per operation (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--device", default="cpu", help="torch device for the loss cases (default cpu)")
-    parser.add_argument("--cases", nargs="+", metavar="CASE", help="run only these cases")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device for the loss cases (default cpu; 'cuda' adds the roofline case)")
+    parser.add_argument("--cases", nargs="+", metavar="CASE",
+                        help="run only these cases: loss, memory, distance, unet, scan, roofline (GPU)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON (atomically)")
     parser.set_defaults(func=_run)
 
