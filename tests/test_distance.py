@@ -3,12 +3,15 @@ backends, and a brute-force all-pairs distance on small volumes."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import torch
 
-from voxweight.distance import distance_to_foreground, distance_to_interface, signed_distance
+import voxweight.distance as dist
+from voxweight.distance import _edt_threads, distance_to_foreground, distance_to_interface, signed_distance
 
 BACKENDS = ["edt", "scipy", "auto"]
 
@@ -153,3 +156,93 @@ def test_bad_input_names_the_argument(kwargs, error, match):
     for fn in (distance_to_foreground, distance_to_interface, signed_distance):
         with pytest.raises(error, match=match):
             fn(mask, **options)
+
+
+def _one_voxel(shape, value: bool) -> np.ndarray:
+    mask = np.full(shape, not value)
+    mask[tuple(n // 3 for n in shape)] = value
+    return mask
+
+
+SCIPY_SIDE_CASES = {
+    "blobs 3d": (_blobs((20, 24, 18), seed=7, density=0.05), (2.0, 0.8, 0.8)),
+    "blobs 3d other spacing": (_blobs((17, 13, 21), seed=8, density=0.08), (0.7, 1.3, 2.1)),
+    "blobs 2d": (_blobs((70, 90), seed=9, density=0.02), (1.7, 0.6)),
+    "blobs 4d": (_blobs((6, 7, 5, 8), seed=10, density=0.1), (1.0, 2.0, 1.0, 0.5)),
+    "one foreground voxel": (_one_voxel((9, 10, 11), True), (2.0, 0.5, 1.5)),
+    "one background voxel": (_one_voxel((9, 10, 11), False), (2.0, 0.5, 1.5)),
+    "empty": (np.zeros((5, 6, 7), dtype=bool), (1.0, 2.0, 3.0)),
+    "full": (np.ones((5, 6, 7), dtype=bool), (1.0, 2.0, 3.0)),
+    "1x1x1 foreground": (np.ones((1, 1, 1), dtype=bool), (1.0, 1.0, 1.0)),
+    "1x1x1 background": (np.zeros((1, 1, 1), dtype=bool), (1.0, 1.0, 1.0)),
+    "no voxels": (np.zeros((0, 3), dtype=bool), (1.0, 1.0)),
+}
+
+
+def _sequential_scipy_two_sided(mask: np.ndarray, spacing) -> np.ndarray:
+    """Oracle: scipy's EDT of each side, one after the other, cast to float32 and combined."""
+    if mask.size == 0 or mask.all() or not mask.any():
+        return np.full(mask.shape, np.inf, dtype=np.float32)
+    inside = ndi.distance_transform_edt(mask, sampling=spacing).astype(np.float32)
+    outside = ndi.distance_transform_edt(~mask, sampling=spacing).astype(np.float32)
+    return np.where(mask, inside, outside)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    assert a.dtype == np.float32
+    return a.view(np.uint32)
+
+
+@pytest.mark.parametrize("case", list(SCIPY_SIDE_CASES))
+def test_scipy_two_threads_match_sequential_bit_for_bit(case, monkeypatch):
+    """Oracle: sequential scipy EDTs; the threaded sides give the same bits (signed: sign flip inside)."""
+    mask, spacing = SCIPY_SIDE_CASES[case]
+    monkeypatch.setattr(dist, "_SCIPY_THREADED_MIN_VOXELS", 0)  # thread even the tiny cases
+    expected = _sequential_scipy_two_sided(mask, spacing)
+    expected_signed = np.where(mask, -expected, expected)
+    for threads in (1, 2, 3):
+        with _edt_threads(threads):
+            two_sided = distance_to_interface(mask, spacing=spacing, backend="scipy")
+            signed = signed_distance(mask, spacing=spacing, backend="scipy")
+        np.testing.assert_array_equal(_bits(two_sided), _bits(expected), err_msg=f"threads={threads}")
+        np.testing.assert_array_equal(_bits(signed), _bits(expected_signed), err_msg=f"threads={threads}")
+
+
+def _record_scipy_sides(monkeypatch, barrier: threading.Barrier | None = None) -> list[int]:
+    """Wrap the per-side scipy distance: record the thread of each call (and meet at ``barrier``)."""
+    calls: list[int] = []
+    inner = dist._distance_inside
+
+    def recording(region, spacing, backend):
+        calls.append(threading.get_ident())
+        if barrier is not None:
+            barrier.wait()  # both sides must be in flight at once, else this times out
+        return inner(region, spacing, backend)
+
+    monkeypatch.setattr(dist, "_distance_inside", recording)
+    return calls
+
+
+def test_scipy_sides_run_concurrently_with_two_threads(monkeypatch):
+    """Property: with 2 threads the two sides run at the same time, one of them off the calling thread."""
+    mask, spacing = SCIPY_SIDE_CASES["blobs 3d"]
+    assert mask.size >= dist._SCIPY_THREADED_MIN_VOXELS
+    calls = _record_scipy_sides(monkeypatch, threading.Barrier(2, timeout=10))
+    with _edt_threads(2):
+        out = distance_to_interface(mask, spacing=spacing, backend="scipy")
+    assert len(calls) == 2 and threading.get_ident() in calls and len(set(calls)) == 2
+    np.testing.assert_array_equal(_bits(out), _bits(_sequential_scipy_two_sided(mask, spacing)))
+
+
+@pytest.mark.parametrize(("threads", "shape"), [
+    (1, (20, 24, 18)),  # one thread allowed: sequential
+    (2, (8, 8, 8)),  # below _SCIPY_THREADED_MIN_VOXELS: a thread would cost more than it saves
+])
+def test_scipy_sides_stay_on_the_calling_thread(threads, shape, monkeypatch):
+    """Property: one thread, or a tiny mask, computes both sides on the calling thread."""
+    mask = _blobs(shape, seed=11, density=0.05)
+    assert mask.any() and not mask.all()
+    calls = _record_scipy_sides(monkeypatch)
+    with _edt_threads(threads):
+        signed_distance(mask, spacing=(2.0, 0.8, 0.8), backend="scipy")
+    assert calls == [threading.get_ident()] * 2
