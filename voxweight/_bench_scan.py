@@ -3,7 +3,8 @@
 Four ``size^3`` label maps (nested balls of classes 0-4, as a segmentation looks, in the dtypes label
 files come in: ``uint8``, ``int16``, ``uint8`` and whole-number ``float32``) are written as ``.nii.gz``
 into a temporary folder. The baseline reads each with ``np.asanyarray(nib.load(p).dataobj)``, the
-decompression any reader pays; ``scan_labels`` does that and counts the labels exactly.
+decompression any reader pays; ``scan_labels`` decompresses the same bytes and counts the labels exactly
+as they come out (:mod:`voxweight._nifti_counts`), without holding a whole volume.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 keeps that copy small whatever the size of the volume (a ``uint8`` volume is never copied whole).
 Label maps are mostly long runs of one value, so each chunk is first reduced to its runs (one
 comparison pass), and the value checks and counts work on those: the cost hardly grows with classes.
+:class:`LabelCounter` does this for a volume that arrives chunk by chunk.
 """
 
 from __future__ import annotations
@@ -33,28 +34,56 @@ def count_labels(array: np.ndarray, num_classes: int | None, name: str, *, allow
     Raises ``ValueError`` naming ``name`` for negative values, values ``>= num_classes``, and (with
     ``allow_float``) non-finite or non-integer values; ``TypeError`` for a non-integer dtype otherwise.
     """
-    kind = array.dtype.kind
-    if (kind == "f" and not allow_float) or kind not in "buif":
-        raise TypeError(f"{name}: expected an integer array of class indices, got dtype {array.dtype}")
-    if array.size == 0:
-        return np.zeros(num_classes or 0, dtype=np.int64)
-    runs = [run_lengths(chunk) for chunk in flat_chunks(array)]
-    ranges = [value_range(values, name) for values, _ in runs]  # each run's value: every value, in order
-    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    if lo < 0:
-        raise ValueError(f"{name}: expected class indices >= 0, got values in [{lo:g}, {hi:g}]")
-    if num_classes is not None and hi >= num_classes:
-        raise ValueError(f"{name}: expected class indices in [0, {num_classes - 1}] (num_classes={num_classes}), "
-                         f"got values in [{lo:g}, {hi:g}]")
-    if num_classes is None and hi >= MAX_INFERRED_CLASSES:
-        raise ValueError(f"{name}: expected class indices below {MAX_INFERRED_CLASSES} when num_classes is "
-                         f"inferred, got a maximum of {hi:g} (an image or instance ids rather than class labels?); "
-                         f"pass num_classes to count only 0..K-1")
-    length = int(hi) + 1 if num_classes is None else num_classes
-    counts = np.zeros(length, dtype=np.int64)
-    for values, lengths in runs:  # float weights: exact, a chunk holds far fewer than 2**53 voxels
-        counts += np.bincount(values.astype(np.intp, copy=False), lengths, minlength=length).astype(np.int64)
-    return counts
+    counter = LabelCounter(array.dtype, num_classes, name, allow_float=allow_float)
+    for chunk in flat_chunks(array):
+        counter.add(chunk)
+    return counter.counts()
+
+
+class LabelCounter:
+    """Exact label counts of a volume that arrives in 1-D chunks (any order, any chunk sizes).
+
+    :func:`count_labels` feeds it a whole array chunk by chunk; :mod:`voxweight._nifti_counts` feeds it
+    voxel data as it comes out of the decompressor, so a file is counted without ever being held whole.
+    Range errors (negative values, values ``>= num_classes``) are raised by :meth:`counts` with the range
+    of the whole volume; the chunks that follow the first bad one are only checked, not counted.
+    """
+
+    def __init__(self, dtype: np.dtype, num_classes: int | None, name: str, *, allow_float: bool = False) -> None:
+        kind = np.dtype(dtype).kind
+        if (kind == "f" and not allow_float) or kind not in "buif":
+            raise TypeError(f"{name}: expected an integer array of class indices, got dtype {dtype}")
+        self.num_classes, self.name = num_classes, name
+        self._lo, self._hi = np.inf, -np.inf
+        self._counts = np.zeros(num_classes or 0, dtype=np.int64)
+
+    def add(self, chunk: np.ndarray) -> None:
+        """Count a 1-D chunk (at most ``CHUNK`` elements: ``np.bincount`` copies it to ``intp``)."""
+        if chunk.size == 0:
+            return
+        values, lengths = run_lengths(chunk)
+        lo, hi = value_range(values, self.name)  # each run's value: every value, in order
+        self._lo, self._hi = min(self._lo, lo), max(self._hi, hi)
+        if self._lo < 0 or self._hi >= (self.num_classes or MAX_INFERRED_CLASSES):
+            return  # an error for counts() to raise; nothing more to count
+        counts = np.bincount(values.astype(np.intp, copy=False), lengths, minlength=self._counts.size)
+        if counts.size > self._counts.size:
+            self._counts = np.pad(self._counts, (0, counts.size - self._counts.size))
+        self._counts += counts.astype(np.int64)  # float weights: exact, a chunk holds far fewer than 2**53
+
+    def counts(self) -> np.ndarray:
+        """The counts so far (int64, length ``num_classes`` or max + 1); ``ValueError`` for a bad range."""
+        lo, hi, name, num_classes = self._lo, self._hi, self.name, self.num_classes
+        if lo < 0:
+            raise ValueError(f"{name}: expected class indices >= 0, got values in [{lo:g}, {hi:g}]")
+        if num_classes is not None and hi >= num_classes:
+            raise ValueError(f"{name}: expected class indices in [0, {num_classes - 1}] (num_classes={num_classes}), "
+                             f"got values in [{lo:g}, {hi:g}]")
+        if num_classes is None and hi >= MAX_INFERRED_CLASSES:
+            raise ValueError(f"{name}: expected class indices below {MAX_INFERRED_CLASSES} when num_classes is "
+                             f"inferred, got a maximum of {hi:g} (an image or instance ids rather than class labels?); "
+                             f"pass num_classes to count only 0..K-1")
+        return self._counts.copy()
 
 
 def run_lengths(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

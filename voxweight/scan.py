@@ -16,6 +16,7 @@ import numpy as np
 
 from voxweight._checks import describe
 from voxweight._label_counts import count_labels, value_range
+from voxweight._nifti_counts import label_shape, stream_label_counts
 from voxweight._stats_io import check_num_classes
 from voxweight.stats import LabelStats
 
@@ -30,11 +31,12 @@ def scan_labels(paths: PathLike | Iterable[PathLike], *, num_classes: int | None
                 progress: bool = True, strict: bool = False) -> LabelStats:
     """Count every label file under ``paths`` into one :class:`~voxweight.LabelStats`.
 
-    Each file is read with nibabel in its on-disk dtype (``np.asanyarray(img.dataobj)``, no float64 copy)
-    and counted as one image with :meth:`LabelStats.update_labels` semantics: value ``k`` is class ``k``,
-    background (0) included. Workers are processes (``spawn``), each holding one file at a time, so memory
-    is bounded by the largest file times ``workers``. Counts are exact integers, the same for any
-    ``workers`` and any file order.
+    Each file is counted as one image with :meth:`LabelStats.update_labels` semantics: value ``k`` is
+    class ``k``, background (0) included. Single-file NIfTI-1/2 (``.nii``, ``.nii.gz``) is counted while it
+    decompresses, half a MiB at a time in its on-disk dtype, so a file is never held whole (and scanning
+    costs about what decompressing does); other files (scaled data, other formats) are loaded whole by
+    nibabel (``np.asanyarray(img.dataobj)``) and then counted. Workers are processes (``spawn``), each on
+    one file at a time. Counts are exact integers, the same for any ``workers`` and any file order.
 
     What counts as a label file: a 2D or 3D image (trailing axes of size 1 are dropped; a true 4D image is
     rejected) of integers >= 0. Files stored as floats are accepted when every value is a whole number
@@ -149,11 +151,7 @@ def _read(path: str) -> tuple[np.ndarray, Any]:
     import nibabel as nib
 
     image = nib.load(path)
-    shape = tuple(image.shape)
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    if len(shape) > 3:
-        raise ValueError(f"expected a 2D or 3D label map, got a {len(shape)}D image of shape {list(image.shape)}")
+    shape = label_shape(tuple(image.shape))
     array = np.asanyarray(image.dataobj)
     return array[(..., *([0] * (array.ndim - len(shape))))], image
 
@@ -166,12 +164,17 @@ def _read_errors() -> tuple[type[BaseException], ...]:
 
 
 def _count_file(path: str, num_classes: int | None) -> tuple[np.ndarray | None, str | None]:
-    """Worker: the label counts of one file, or the reason it cannot be counted."""
+    """Worker: the label counts of one file, or the reason it cannot be counted.
+
+    Plain NIfTI files are counted while they decompress (:mod:`voxweight._nifti_counts`); anything else
+    is loaded whole by nibabel and then counted.
+    """
     try:
-        array, _ = _read(path)
-        if array.size == 0:
-            return None, f"expected at least one voxel, got shape {list(array.shape)}"
-        return count_labels(array, num_classes, "labels", allow_float=True), None
+        counts = stream_label_counts(path, num_classes, "labels")
+        if counts is None:
+            array, _ = _read(path)
+            counts = count_labels(array, num_classes, "labels", allow_float=True)
+        return counts, None
     except _read_errors() as err:
         message = str(err) if isinstance(err, ValueError | TypeError) else f"{type(err).__name__}: {err}"
         return None, message
