@@ -122,3 +122,22 @@ def test_device_mismatch_meta_device():
         voxel_weighted_bce(X, torch.zeros(2, 3, 4, 4, device="meta"))
     with pytest.raises(ValueError, match=r"pos_weight: expected a tensor on cpu"):
         voxel_weighted_bce(X, T, pos_weight=torch.ones(3, device="meta"))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16,
+                                   torch.uint32, torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_range_check_extremes_match_aminmax_for_every_dtype(dtype):
+    """Oracle: torch.aminmax of a float64 copy; one value out of range anywhere is reported with the range."""
+    from voxweight._checks import _extremes, check_range
+
+    values = torch.tensor([[0, 1, 1], [1, 0, 1]]).to(dtype)
+    lo, hi = _extremes(values)
+    assert (lo.item(), hi.item()) == tuple(v.item() for v in torch.aminmax(values.to(torch.float64)))
+    check_range("target", values, 0.0, 1.0, "values in [0, 1]")  # in range: no error
+    values[1, 2] = 3
+    with pytest.raises(ValueError, match=r"target: expected values in \[0, 1\], got values in \[0, 3\]"):
+        check_range("target", values, 0.0, 1.0, "values in [0, 1]")
+    if dtype.is_floating_point:
+        values[0, 0] = NAN
+        with pytest.raises(ValueError, match=r"target: expected values in \[0, 1\], got values in \[nan, nan\]"):
+            check_range("target", values, 0.0, 1.0, "values in [0, 1]")

@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 _VALUE_CHECK_MODES = ("auto", "sync", "off")
+_BARELY_SUPPORTED = (torch.uint16, torch.uint32, torch.uint64)
 _value_check_mode = os.environ.get("VOXWEIGHT_VALUE_CHECKS", "auto")
 
 
@@ -136,16 +137,26 @@ def check_range(name: str, x: torch.Tensor, low: float, high: float, what: str) 
     mode = get_value_checks()
     if mode == "off" or x.numel() == 0 or x.dtype == torch.bool:
         return
-    if x.is_floating_point():
-        lo, hi = torch.aminmax(x.detach())
-    else:
-        lo, hi = torch.aminmax(x.detach().to(torch.int64))
+    lo, hi = _extremes(x.detach())
     ok = (lo >= low) & (hi <= high)
     if mode == "auto" and x.device.type != "cpu":
         torch._assert_async(ok, f"{name}: expected {what}")
         return
     if not bool(ok):
         raise ValueError(f"{name}: expected {what}, got values in [{lo.item():g}, {hi.item():g}]")
+
+
+def _extremes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimum and maximum (NaN if any element is NaN), as 0-dim tensors on ``x``'s device.
+
+    One ``aminmax`` pass on GPUs; on the CPU separate ``amin`` and ``amax`` passes, whose vectorised
+    kernels together take about two thirds of ``aminmax``'s time.
+    """
+    if x.dtype in _BARELY_SUPPORTED:  # torch has few kernels for these: widen first
+        x = x.to(torch.int64)
+    if x.device.type == "cuda":
+        return torch.aminmax(x)
+    return x.amin(), x.amax()
 
 
 def check_nonnegative(name: str, x: torch.Tensor) -> None:
