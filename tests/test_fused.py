@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import voxweight
 import voxweight._bce as bce
 from voxweight import VoxelWeightedBCE, voxel_weighted_bce
 
@@ -60,3 +61,39 @@ def test_fused_falls_back_to_eager_with_one_warning(monkeypatch):
         out = VoxelWeightedBCE(fused=True)(x, t, w)
     assert torch.equal(out, voxel_weighted_bce(x, t, w))
     assert bce._compile_failed
+
+
+BAD_VALUES = [  # (override of the case, the eager path's message)
+    (dict(target=torch.full((2, 2, 6, 6, 6), 2.0)), r"target: expected values in \[0, 1\], got values in \[2, 2\]"),
+    (dict(weight=-torch.ones(2, 1, 6, 6, 6)), r"weight: expected finite non-negative values, got values in \[-1, -1\]"),
+    (dict(weight=torch.full((2, 1, 6, 6, 6), float("inf"))), r"weight: expected finite non-negative"),
+    (dict(sample_weight=[1.0, -0.5]), r"sample_weight: expected finite non-negative"),
+    (dict(input=torch.full((2, 2, 6, 6, 6), 1.5), logits=False), r"input: expected probabilities in \[0, 1\]"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("override", "message"), BAD_VALUES, ids=["target", "weight<0", "weight-inf", "sample",
+                                                                  "probabilities"])
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "fallback"])
+def test_fused_value_checks_run_in_the_kernel_with_the_eager_messages(override, message, compiled, monkeypatch):
+    """Oracle: the eager path's ValueError, word for word; the checks are deferred into the fused call."""
+    if compiled and bce._compile_failed:
+        pytest.skip("torch.compile is unavailable here")
+    if not compiled:
+        monkeypatch.setattr(bce, "_compile_failed", True)
+    x, t, w, _ = _case()
+    args = dict(input=x, target=t, weight=w)
+    args.update(override)
+    deferred = []
+    original = bce.judge_range_checks
+    monkeypatch.setattr(bce, "judge_range_checks", lambda checks, ext: deferred.append(len(checks)) or original(
+        checks, ext))
+    with pytest.raises(ValueError, match=message):
+        voxel_weighted_bce(args.pop("input"), args.pop("target"), args.pop("weight"), **args)
+    with pytest.raises(ValueError, match=message):
+        voxel_weighted_bce(**dict(dict(input=x, target=t, weight=w), **override), fused=True)
+    assert deferred and deferred[-1] >= 2  # target and weight at least, judged after the fused call
+    if "logits" not in override:  # torch's own binary_cross_entropy rejects probabilities > 1 eagerly
+        with voxweight.value_checks("off"):  # off: nothing is checked, eagerly or fused
+            voxel_weighted_bce(**dict(dict(input=x, target=t, weight=w), **override), fused=True)

@@ -8,11 +8,12 @@ checks only read metadata. Value checks (ranges, finiteness) read data; how they
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import difflib
 import math
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -133,17 +134,70 @@ def check_broadcastable_to(name: str, x: torch.Tensor, shape: Sequence[int], hin
 
 
 def check_range(name: str, x: torch.Tensor, low: float, high: float, what: str) -> None:
-    """Value check: every element within ``[low, high]`` (NaN fails). Governed by the value-check mode."""
+    """Value check: every element within ``[low, high]`` (NaN fails). Governed by the value-check mode.
+
+    Inside :func:`deferred_value_checks` the check is recorded instead, for :func:`judge_range_checks`.
+    """
     mode = get_value_checks()
     if mode == "off" or x.numel() == 0 or x.dtype == torch.bool:
         return
-    lo, hi = _extremes(x.detach())
-    ok = (lo >= low) & (hi <= high)
-    if mode == "auto" and x.device.type != "cpu":
-        torch._assert_async(ok, f"{name}: expected {what}")
+    check = RangeCheck(name, x.detach(), low, high, what)
+    pending = _pending_checks.get()
+    if pending is not None:
+        pending.append(check)
+        return
+    judge_range_check(check, *_extremes(check.tensor))
+
+
+class RangeCheck(NamedTuple):
+    """A range check waiting for its tensor's extremes (see :func:`deferred_value_checks`)."""
+
+    name: str
+    tensor: torch.Tensor
+    low: float
+    high: float
+    what: str
+
+
+_pending_checks: contextvars.ContextVar[list[RangeCheck] | None] = contextvars.ContextVar("voxweight_pending",
+                                                                                          default=None)
+
+
+@contextlib.contextmanager
+def deferred_value_checks(enabled: bool = True) -> Iterator[list[RangeCheck] | None]:
+    """Record the range checks made inside the block instead of running them (``None`` if not ``enabled``).
+
+    The fused loss computes the recorded tensors' extremes inside its compiled kernel, where they cost
+    almost nothing next to separate passes, then calls :func:`judge_range_checks`.
+    """
+    if not enabled:
+        yield None
+        return
+    token = _pending_checks.set([])
+    try:
+        yield _pending_checks.get()
+    finally:
+        _pending_checks.reset(token)
+
+
+def range_extremes(tensors: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(min, max)`` of each tensor (traceable by ``torch.compile``)."""
+    return [_extremes(t) for t in tensors]
+
+
+def judge_range_checks(checks: list[RangeCheck], extremes: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Raise (or, on CUDA in ``"auto"`` mode, queue a device assert) for the first check out of range."""
+    for check, (lo, hi) in zip(checks, extremes, strict=True):
+        judge_range_check(check, lo, hi)
+
+
+def judge_range_check(check: RangeCheck, lo: torch.Tensor, hi: torch.Tensor) -> None:
+    ok = (lo >= check.low) & (hi <= check.high)
+    if get_value_checks() == "auto" and check.tensor.device.type != "cpu":
+        torch._assert_async(ok, f"{check.name}: expected {check.what}")
         return
     if not bool(ok):
-        raise ValueError(f"{name}: expected {what}, got values in [{lo.item():g}, {hi.item():g}]")
+        raise ValueError(f"{check.name}: expected {check.what}, got values in [{lo.item():g}, {hi.item():g}]")
 
 
 def _extremes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,6 +33,7 @@ from voxweight._checks import (
     check_range,
     check_same_device,
     check_tensor,
+    deferred_value_checks,
     describe,
     look_up_option,
 )
@@ -111,20 +112,21 @@ def voxel_weighted_bce(
     _check_flag("logits", logits)
     _check_flag("fused", fused)
     input = check_float_tensor("input", input)
-    target = _prepare_target(target, input)
-    if not logits:
-        check_range("input", input, 0.0, 1.0, "probabilities in [0, 1] (logits=False)")
-    shape = input.shape
-    pos = align_channel("pos_weight", _weight("pos_weight", pos_weight, input), shape)
-    w = multiply(
-        align_map("weight", _weight("weight", weight, input, tensor_only=True), shape),
-        align_channel("class_weight", _weight("class_weight", class_weight, input), shape),
-        align_batch("sample_weight", _weight("sample_weight", sample_weight, input), shape),
-    )
+    with deferred_value_checks(enabled=fused) as pending:  # fused: value checks run inside the kernel
+        target = _prepare_target(target, input)
+        if not logits:
+            check_range("input", input, 0.0, 1.0, "probabilities in [0, 1] (logits=False)")
+        shape = input.shape
+        pos = align_channel("pos_weight", _weight("pos_weight", pos_weight, input), shape)
+        w = multiply(
+            align_map("weight", _weight("weight", weight, input, tensor_only=True), shape),
+            align_channel("class_weight", _weight("class_weight", class_weight, input), shape),
+            align_batch("sample_weight", _weight("sample_weight", sample_weight, input), shape),
+        )
     spec = None if balance is None else _balance_spec(balance, balance_max_weight, target)
     m = _prepare_mask(mask, input)
     if fused:
-        return fused_bce(input, target, w, pos, m, logits, reduction, spec)
+        return fused_bce(input, target, w, pos, m, logits, reduction, spec, checks=pending)
     return compute_bce(input, target, w, pos, m, logits, reduction, spec)
 
 
