@@ -82,3 +82,19 @@ def test_default_cases_leave_gpu_cases_out_on_cpu(monkeypatch, device, expected)
     monkeypatch.setattr(bench, "_cases", lambda: fake)
     assert run_bench(BenchConfig(size=8, repeats=1, device=device)) == []
     assert ran == expected
+
+
+def test_paired_ratio_is_the_median_of_per_pair_ratios(monkeypatch):
+    """Hand-computed: a machine that halves its speed between pairs keeps the ratio of each pair (0.5)."""
+    import voxweight.bench as bench
+
+    clock = iter([0.0, 2.0, 2.0, 3.0,  # pair 0 (baseline first): baseline 2 s, candidate 1 s
+                  3.0, 5.0, 5.0, 9.0,  # pair 1 (candidate first): candidate 2 s, baseline 4 s
+                  9.0, 17.0, 17.0, 21.0])  # pair 2 (baseline first): baseline 8 s, candidate 4 s
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    timing = bench.time_paired(lambda: None, lambda: None, repeats=3)
+    assert (timing.baseline_ms, timing.candidate_ms) == (4000.0, 2000.0)  # medians of [2, 4, 8] and [1, 2, 4]
+    assert timing.ratio == 0.5
+    result = BenchResult.timed("op", "base", timing, 0.6)
+    assert result.ratio == 0.5 and result.met and result.to_dict()["paired_ratio"] == 0.5
+    assert BenchResult("op", "base", 10.0, 4.0, 0.5, paired_ratio=0.7).ratio == 0.7  # the paired one wins

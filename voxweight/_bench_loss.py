@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from voxweight._balance import balance_factors
 from voxweight._checks import value_checks
-from voxweight.bench import BenchConfig, BenchResult, time_pair
+from voxweight.bench import BenchConfig, BenchResult, time_paired
 from voxweight.losses import voxel_weighted_bce
 
 
@@ -40,18 +40,19 @@ def bench_loss(config: BenchConfig) -> list[BenchResult]:
     shape = f"[2,1,{config.size}^3]"
     torch_map = _step(x, lambda xi: F.binary_cross_entropy_with_logits(xi, t, weight=w))
     ours = _step(x, lambda xi: voxel_weighted_bce(xi, t, w))
-    results = [BenchResult(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map",
-                           *time_pair(torch_map, ours, reps, dev, inner), 1.15, "value checks on (default)")]
+    results = [BenchResult.timed(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map",
+                                 time_paired(torch_map, ours, reps, dev, inner), 1.15, "value checks on (default)")]
 
     def ours_unchecked() -> None:
         with value_checks("off"):
             ours()
 
-    results.append(BenchResult(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map",
-                               *time_pair(torch_map, ours_unchecked, reps, dev, inner), 1.05, "value checks off"))
+    unchecked = time_paired(torch_map, ours_unchecked, reps, dev, inner)
+    results.append(BenchResult.timed(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map", unchecked, 1.05,
+                                     "value checks off"))
     balanced = _step(x, lambda xi: voxel_weighted_bce(xi, t, balance="balanced"))
-    results.append(BenchResult(f"loss fwd+bwd {shape}, balance='balanced'", "torch eager, precomputed map",
-                               *time_pair(torch_map, balanced, reps, dev, inner), 1.0, "eager, no map built"))
+    results.append(BenchResult.timed(f"loss fwd+bwd {shape}, balance='balanced'", "torch eager, precomputed map",
+                                     time_paired(torch_map, balanced, reps, dev, inner), 1.0, "eager, no map built"))
     results.append(_fused(x, t, w, torch_map, config, shape, balance=None))
     results.append(_fused(x, t, None, torch_map, config, shape, balance="balanced"))
     return results
@@ -72,5 +73,5 @@ def _fused(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, torch_map: 
         name, baseline, target = f"loss fwd+bwd {shape}, fused=True", "torch eager, same map", 1 / 1.5
     else:
         name, baseline, target = f"loss fwd+bwd {shape}, balance, fused=True", "torch eager, precomputed map", 1.0
-    timings = time_pair(torch_map, fused, 3 * config.repeats, config.device, inner=4)
-    return BenchResult(name, baseline, *timings, target, note)
+    timing = time_paired(torch_map, fused, 3 * config.repeats, config.device, inner=4)
+    return BenchResult.timed(name, baseline, timing, target, note)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.ndimage as ndi
 
-from voxweight.bench import BenchConfig, BenchResult, time_pair
+from voxweight.bench import BenchConfig, BenchResult, time_paired
 from voxweight.distance import _edt_threads, distance_to_interface
 from voxweight.weights import boundary_weights
 
@@ -81,8 +81,8 @@ def bench_distance(config: BenchConfig) -> list[BenchResult]:
 
     error = float(np.max(np.abs(ours() - monai_two_sided())))
     note = f"spacing {SPACING} on both; max |diff| {error:.1e}; edt threads {config.threads}"
-    return [BenchResult(f"distance to interface {config.size}^3, fg+bg", "MONAI DistanceTransformEDT",
-                        *time_pair(monai_two_sided, ours, config.repeats), 1 / 5, note)]
+    return [BenchResult.timed(f"distance to interface {config.size}^3, fg+bg", "MONAI DistanceTransformEDT",
+                              time_paired(monai_two_sided, ours, config.repeats), 1 / 5, note)]
 
 
 def bench_unet(config: BenchConfig) -> list[BenchResult]:
@@ -99,5 +99,5 @@ def bench_unet(config: BenchConfig) -> list[BenchResult]:
     error = float(np.max(np.abs(ours() - naive())))
     verdict = "ok" if error <= 1e-3 * W0 else "EXCEEDS 1e-3 w0"
     note = f"max |diff| {error:.1e} = {error / W0:.1e} w0 ({verdict}); spacing {SPACING}, sigma {SIGMA}"
-    return [BenchResult(f"U-Net map {config.size}^3, {config.instances} objects", "naive scipy, per object",
-                        *time_pair(naive, ours, config.repeats), 1 / 20, note)]
+    return [BenchResult.timed(f"U-Net map {config.size}^3, {config.instances} objects", "naive scipy, per object",
+                              time_paired(naive, ours, config.repeats), 1 / 20, note)]

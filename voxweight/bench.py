@@ -2,7 +2,10 @@
 
 Every case runs its baseline and the voxweight operation interleaved (alternating order) for several
 repeats and reports the medians and the time ratio ``voxweight / baseline`` (below 1 is faster), with
-the target ratio the project holds itself to. Numbers depend on the machine: run it on yours.
+the target ratio the project holds itself to. The ratio is the median over repeats of each repeat's own
+ratio: a repeat times the two back to back, so a machine that speeds up or slows down between repeats
+(shared cores, frequency changes) moves both of its timings and cancels out of the ratio. Numbers
+depend on the machine: run it on yours.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["BenchConfig", "BenchResult", "format_results", "run_bench", "time_pair"]
+__all__ = ["BenchConfig", "BenchResult", "PairTiming", "format_results", "run_bench", "time_pair", "time_paired"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class BenchResult:
     """One comparison: the baseline's and voxweight's measurement, and the target ratio.
 
     Measurements are median milliseconds unless ``unit`` says otherwise (``"MiB"`` of peak memory).
+    ``paired_ratio``, where the two were timed in pairs (:func:`time_paired`), is the median of the
+    per-repeat ratios, and is then the :attr:`ratio`.
     """
 
     operation: str
@@ -43,16 +48,25 @@ class BenchResult:
     max_ratio: float
     note: str = ""
     unit: str = "ms"
+    paired_ratio: float | None = None
+
+    @classmethod
+    def timed(cls, operation: str, baseline: str, timing: PairTiming, max_ratio: float, note: str = ""
+              ) -> BenchResult:
+        """A result from a :class:`PairTiming` (medians and the paired ratio)."""
+        return cls(operation, baseline, timing.baseline_ms, timing.candidate_ms, max_ratio, note,
+                   paired_ratio=timing.ratio)
 
     @property
     def ratio(self) -> float:
-        """``voxweight_ms / baseline_ms``: below 1 means voxweight is faster (or lighter).
+        """The time (or memory) ratio voxweight / baseline: below 1 means voxweight is faster (or lighter).
 
-        A zero baseline gives 1.0 when voxweight's value is zero too, else ``inf``.
+        The paired ratio where there is one, else ``voxweight_ms / baseline_ms``; a zero baseline gives
+        1.0 when voxweight's value is zero too, else ``inf``.
         """
-        if self.baseline_ms == 0:
-            return 1.0 if self.voxweight_ms == 0 else math.inf
-        return self.voxweight_ms / self.baseline_ms
+        if self.paired_ratio is not None:
+            return self.paired_ratio
+        return _ratio(self.baseline_ms, self.voxweight_ms)
 
     @property
     def met(self) -> bool:
@@ -64,16 +78,27 @@ class BenchResult:
         return {**asdict(self), "ratio": self.ratio, "met": self.met}
 
 
-def time_pair(baseline: Callable[[], object], candidate: Callable[[], object], repeats: int,
-              device: str = "cpu", inner: int = 1) -> tuple[float, float]:
-    """Median milliseconds per call of two callables, run interleaved after one warm-up call each.
+@dataclass(frozen=True)
+class PairTiming:
+    """Median milliseconds per call of a baseline and a candidate, and the median per-repeat ratio."""
 
-    Each of the ``repeats`` samples times ``inner`` back-to-back calls (and divides by ``inner``), which
-    evens out the noise of short operations.
+    baseline_ms: float
+    candidate_ms: float
+    ratio: float
+
+
+def time_paired(baseline: Callable[[], object], candidate: Callable[[], object], repeats: int,
+                device: str = "cpu", inner: int = 1) -> PairTiming:
+    """Time two callables in back-to-back pairs, after one warm-up call each.
+
+    Each of the ``repeats`` pairs runs the two one after the other (the order alternates between pairs)
+    and times ``inner`` back-to-back calls of each (divided by ``inner``), which evens out the noise of
+    short operations. The ratio is ``median_r(candidate_r / baseline_r)``: drifts of the machine's speed
+    between pairs cancel out of it. A zero baseline time counts as a ratio of 1 (both zero) or ``inf``.
 
     Example:
-        >>> base, cand = time_pair(lambda: sum(range(1000)), lambda: sum(range(10)), repeats=3)
-        >>> base > 0 and cand > 0
+        >>> t = time_paired(lambda: sum(range(1000)), lambda: sum(range(10)), repeats=3)
+        >>> t.baseline_ms > 0 and t.candidate_ms > 0 and t.ratio < 1
         True
     """
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
@@ -89,7 +114,27 @@ def time_pair(baseline: Callable[[], object], candidate: Callable[[], object], r
                 fns[i]()
             sync()
             times[i].append((time.perf_counter() - start) * 1e3 / inner)
-    return statistics.median(times[0]), statistics.median(times[1])
+    ratios = [_ratio(b, c) for b, c in zip(times[0], times[1], strict=True)]
+    return PairTiming(statistics.median(times[0]), statistics.median(times[1]), statistics.median(ratios))
+
+
+def time_pair(baseline: Callable[[], object], candidate: Callable[[], object], repeats: int,
+              device: str = "cpu", inner: int = 1) -> tuple[float, float]:
+    """Median milliseconds per call of two callables, timed as :func:`time_paired` does.
+
+    Example:
+        >>> base, cand = time_pair(lambda: sum(range(1000)), lambda: sum(range(10)), repeats=3)
+        >>> base > 0 and cand > 0
+        True
+    """
+    timing = time_paired(baseline, candidate, repeats, device, inner)
+    return timing.baseline_ms, timing.candidate_ms
+
+
+def _ratio(baseline: float, candidate: float) -> float:
+    if baseline == 0:
+        return 1.0 if candidate == 0 else math.inf
+    return candidate / baseline
 
 
 def _cases() -> dict[str, Callable[[BenchConfig], list[BenchResult]]]:

@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench", help="time each operation next to its baseline (ratios measured in one run)",
         description="Run each voxweight operation interleaved with its baseline (torch, MONAI, scipy, nibabel) "
-                    "and print median times, ratios and targets.",
+                    "and print median times, ratios (the median of each interleaved pair's ratio) and targets.",
     )
     parser.add_argument("--size", type=int, default=128, help="edge of the cubic test volumes (default 128)")
     parser.add_argument("--instances", type=int, default=20, help="objects in the U-Net map case (default 20)")
