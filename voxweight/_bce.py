@@ -1,12 +1,10 @@
 """The arithmetic of the voxel-weighted BCE, on tensors that are already validated and aligned.
 
-Torch's own kernels do the element losses; this module adds the reductions and an optional
-``torch.compile``-fused path. Nothing here validates: ``voxweight.losses`` does that first.
+Torch's own kernels do the element losses; this module adds the reductions (``voxweight._fused``
+compiles them for ``fused=True``). Nothing here validates: ``voxweight.losses`` does that first.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +12,6 @@ import torch.nn.functional as F
 from voxweight._align import multiply
 from voxweight._balance import balance_map
 from voxweight._balanced_bce import balanced_bce, can_fuse_balance
-from voxweight._checks import RangeCheck, judge_range_checks, range_extremes
 from voxweight._reduce import reduce_losses
 
 
@@ -35,49 +32,6 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
         return _elementwise(input, target, w, pos, logits, reduction)
     losses = _elementwise(input, target, w, pos, logits, "none")
     return reduce_losses(losses, reduction, mask, _effective_weight(w, pos, target), input.shape)
-
-
-_compiled = None
-_compile_failed = False
-
-
-def fused_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
-              mask: torch.Tensor | None, logits: bool, reduction: str,
-              balance: tuple[str, float | None] | None = None, checks: list[RangeCheck] | None = None
-              ) -> torch.Tensor:
-    """:func:`compute_bce` through ``torch.compile`` (one fused forward and backward kernel).
-
-    ``checks`` (from :func:`voxweight._checks.deferred_value_checks`) are value checks whose tensors'
-    extremes are computed inside the same compiled kernel, which reads those tensors anyway; they are
-    judged once it returns (the loss is then discarded if one fails). Falls back to the eager path, with
-    one warning, where compilation is unavailable (no C++ compiler, an unsupported platform or Python).
-    """
-    global _compiled, _compile_failed
-    checks = checks or []
-    tensors = [c.tensor for c in checks]
-    loss, extremes = None, None
-    if not _compile_failed:
-        try:
-            if _compiled is None:
-                _compiled = torch.compile(_bce_and_extremes)
-            loss, extremes = _compiled(input, target, w, pos, mask, logits, reduction, balance, tensors)
-        except Exception as err:  # compilation problems only: inputs were validated before
-            _compile_failed = True
-            warnings.warn(f"voxweight: fused=True could not compile ({type(err).__name__}: {err}); "
-                          "using the eager path", RuntimeWarning, stacklevel=3)
-    if loss is None:  # eagerly: judge first, as the eager path does (torch's kernels reject some bad values)
-        judge_range_checks(checks, range_extremes(tensors))
-        return compute_bce(input, target, w, pos, mask, logits, reduction, balance)
-    judge_range_checks(checks, extremes)
-    return loss
-
-
-def _bce_and_extremes(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
-                      mask: torch.Tensor | None, logits: bool, reduction: str,
-                      balance: tuple[str, float | None] | None, tensors: list[torch.Tensor]
-                      ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """The loss and the ``(min, max)`` of each tensor to value-check, in one function for the compiler."""
-    return compute_bce(input, target, w, pos, mask, logits, reduction, balance), range_extremes(tensors)
 
 
 def _elementwise(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,

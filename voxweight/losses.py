@@ -25,7 +25,7 @@ from voxweight._align import (
     weight_or_fn,
 )
 from voxweight._balance import BALANCE_MODES
-from voxweight._bce import compute_bce, fused_bce
+from voxweight._bce import compute_bce
 from voxweight._checks import (
     check_broadcastable_to,
     check_float_tensor,
@@ -37,6 +37,7 @@ from voxweight._checks import (
     describe,
     look_up_option,
 )
+from voxweight._fused import fused_bce
 
 __all__ = ["REDUCTIONS", "VoxelWeightedBCE", "voxel_weighted_bce"]
 
