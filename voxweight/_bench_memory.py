@@ -61,7 +61,8 @@ def bench_memory(config: BenchConfig) -> list[BenchResult]:
     except (subprocess.CalledProcessError, OSError, ValueError, StopIteration):
         return []  # e.g. /proc/self/clear_refs not writable in this container: no measurement, no row
     return [
-        BenchResult(f"loss peak memory {shape}, eager", "torch eager, same map", torch_mib, eager_mib, 1.0, note,
+        # Eagerly voxweight runs torch's kernel: the same peak, plus a few small tensors (checks, alignment).
+        BenchResult(f"loss peak memory {shape}, eager", "torch eager, same map", torch_mib, eager_mib, 1.02, note,
                     unit="MiB"),
         BenchResult(f"loss peak memory {shape}, fused=True", "torch eager, same map", torch_mib, fused_mib, 1.0,
                     note, unit="MiB"),
