@@ -78,7 +78,10 @@ def voxel_weighted_bce(
         reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
         fused: run forward and backward as ``torch.compile``-fused kernels (faster and lighter after a
             one-off compilation of several seconds; falls back to eager, with a warning, where compiling
-            is unavailable). Off by default: the eager path is bit-for-bit torch.
+            is unavailable). A reduced loss whose only gradient is ``input``'s gets its gradient in the
+            forward kernel, and the value checks run inside it too. Agrees with the eager path to float
+            rounding (values and first and second derivatives). Off by default: the eager path is
+            bit-for-bit torch.
         balance: foreground/background rebalancing computed inside the loss, per sample and channel, from
             the target's own foreground fraction (``"balanced"``, ``"inverse_frequency"``, ``"sqrt_inverse"``):
             the same as multiplying ``weight`` by ``class_balance_weights(target, mode=balance)``, without a
