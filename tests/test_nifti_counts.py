@@ -67,8 +67,9 @@ def test_counts_match_nibabel_and_bincount(tmp_path, monkeypatch, case, pieces):
     np.testing.assert_array_equal(stream_label_counts(str(path), None, "labels"), nibabel_counts(path, 0))
 
 
-def test_big_endian_extensions_2d_and_trailing_axis(tmp_path):
-    """Big-endian data, a header extension before the data (vox_offset > 352), 2D and [X, Y, Z, 1]."""
+def test_big_endian_extensions_2d_trailing_axis_one_voxel_one_class(tmp_path):
+    """Big-endian data, a header extension before the data (vox_offset > 352), 2D, [X, Y, Z, 1], a single
+    voxel, and a volume of one class only."""
     header = nib.Nifti1Header(endianness=">")
     big = save(tmp_path / "big.nii.gz", labels((9, 8, 7), seed=2).astype(">i2"), header=header,
                extension=b"voxweight test " * 20)
@@ -76,7 +77,9 @@ def test_big_endian_extensions_2d_and_trailing_axis(tmp_path):
     assert raw[:4] == (348).to_bytes(4, "big") and np.frombuffer(raw[108:112], ">f4")[0] > 352  # vox_offset
     flat = save(tmp_path / "flat.nii", labels((20, 30), seed=3).astype(np.uint8))
     trailing = save(tmp_path / "trailing.nii.gz", labels((6, 5, 4, 1), seed=4).astype(np.uint8))
-    for path in (big, flat, trailing):
+    one_voxel = save(tmp_path / "one.nii.gz", np.full((1, 1, 1), 3, np.int16))
+    one_class = save(tmp_path / "full.nii.gz", np.full((30, 20, 10), 5, np.uint8))  # a single run
+    for path in (big, flat, trailing, one_voxel, one_class):
         np.testing.assert_array_equal(stream_label_counts(str(path), 6, "labels"), nibabel_counts(path, 6))
 
 
