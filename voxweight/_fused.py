@@ -5,7 +5,7 @@ So where ``input`` is the only tensor that needs a gradient, one compiled kernel
 its gradient (``torch.func.grad_and_value``), sharing the exponentials between them, and backward only
 scales that gradient in place: one pass over the voxels instead of reading ``x``, ``t`` and ``w`` again
 to recompute ``sigmoid(x)``. The gradient buffer is the one backward would allocate anyway, so the peak
-memory stays one voxel-sized tensor. Elsewhere (``reduction="none"``, gradients for weights or targets,
+memory stays one voxel-sized tensor. Elsewhere (``reduction="none"``, a target that needs a gradient,
 no gradient wanted) ``torch.compile`` of the loss lets AOTAutograd fuse forward and backward separately.
 
 The tensors of deferred value checks (:func:`voxweight._checks.deferred_value_checks`) have their

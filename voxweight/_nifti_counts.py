@@ -51,9 +51,10 @@ def stream_label_counts(path: str, num_classes: int | None, name: str) -> np.nda
         header = _read_header(source)
         if header is None:
             return None
-        shape, dtype, offset = _data_layout(header)
-        if shape is None:
+        layout = _data_layout(header)
+        if layout is None:
             return None
+        shape, dtype, offset = layout
         _skip(source, offset - header.sizeof_hdr)
         counter = LabelCounter(dtype, num_classes, name, allow_float=True)
         for chunk in _voxel_chunks(source, dtype, int(np.prod(shape))):
@@ -156,14 +157,14 @@ def _read_header(source: _RawSource | _GzipSource) -> Any:
     return header
 
 
-def _data_layout(header: Any) -> tuple[tuple[int, ...] | None, np.dtype, int]:
-    """Shape, dtype and offset of the voxel data; shape None where the data is scaled (nibabel reads it)."""
+def _data_layout(header: Any) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """Shape, dtype and offset of the voxel data; None where the data is scaled (nibabel reads it)."""
     shape = tuple(int(s) for s in header.get_data_shape())
     label_shape(shape)  # a 4D image, or one without voxels, raises here
     slope, inter = header.get_slope_inter()
     offset = int(header.get_data_offset())
     if slope not in (None, 1.0) or inter not in (None, 0.0) or offset < header.sizeof_hdr:
-        return None, header.get_data_dtype(), offset
+        return None
     return shape, header.get_data_dtype(), offset
 
 
@@ -190,7 +191,7 @@ def _voxel_chunks(source: _RawSource | _GzipSource, dtype: np.dtype, count: int)
                            f"{(count * itemsize - remaining) // itemsize} (a truncated file?)")
         remaining -= len(piece)
         if carry:
-            piece, carry = carry + piece, b""
+            piece = carry + piece
         whole = len(piece) - len(piece) % itemsize
         carry = piece[whole:]
         if whole:
