@@ -108,7 +108,7 @@ def _grad(fn, x):
 @pytest.fixture
 def no_map(monkeypatch):
     """Fail if the loss builds the balance map (the map-free path must not)."""
-    import voxweight._bce as bce
+    import voxweight.losses.eager as bce
 
     def refuse(*args, **kwargs):
         raise AssertionError("the balance map was built")
@@ -187,7 +187,7 @@ def test_map_free_path_channels_last_input_and_bool_target(no_map):
                                     dict(weight="map"), dict(logits=False)])
 def test_other_balance_calls_build_the_map(kwargs, monkeypatch):
     """Oracle for the dispatch: everything the map-free path does not cover still builds the map."""
-    import voxweight._bce as bce
+    import voxweight.losses.eager as bce
 
     calls = []
     real = bce.balance_map
@@ -205,7 +205,7 @@ def test_other_balance_calls_build_the_map(kwargs, monkeypatch):
 
 def test_both_gradient_scalings_agree():
     """The CPU per-slice scaling and the broadcast one used on GPUs compute the same ``out * (1 + r t)``."""
-    from voxweight._balanced_bce import _scale_by_target
+    from voxweight.losses.balanced import _scale_by_target
 
     g = torch.Generator().manual_seed(5)
     out = torch.randn(3, 2, 4, 5, 6, generator=g)

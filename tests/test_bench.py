@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from voxweight.bench import BenchConfig, BenchResult, format_results, run_bench, time_pair
+from voxweight.bench.harness import BenchConfig, BenchResult, format_results, run_bench, time_pair
 from voxweight.cli import main
 
 
@@ -69,7 +69,7 @@ def test_memory_case_reports_mib_per_variant():
 
 def test_roofline_formula_and_case():
     """Hand-computed roofline, and the case runs on any device when asked for by name."""
-    from voxweight._bench_roofline import ROOFLINE_PASSES, roofline_ms
+    from voxweight.bench.roofline import ROOFLINE_PASSES, roofline_ms
 
     # 1 GiB copied in 10 ms is 2 GiB moved; 6 passes of 64 MiB are 384 MiB: 384 / 2048 * 10 ms.
     assert roofline_ms(10.0, 1 << 30, 64 << 20) == pytest.approx(10.0 * 384 / 2048)
@@ -81,7 +81,7 @@ def test_roofline_formula_and_case():
 
 @pytest.mark.parametrize(("device", "expected"), [("cpu", ["a", "b"]), ("cuda", ["a", "b", "roofline"])])
 def test_default_cases_leave_gpu_cases_out_on_cpu(monkeypatch, device, expected):
-    import voxweight.bench as bench
+    import voxweight.bench.harness as bench
 
     ran = []
     fake = {name: (lambda config, name=name: ran.append(name) or []) for name in ("a", "b", "roofline")}
@@ -92,7 +92,7 @@ def test_default_cases_leave_gpu_cases_out_on_cpu(monkeypatch, device, expected)
 
 def test_paired_ratio_is_the_median_of_per_pair_ratios(monkeypatch):
     """Hand-computed: a machine that halves its speed between pairs keeps the ratio of each pair (0.5)."""
-    import voxweight.bench as bench
+    import voxweight.bench.harness as bench
 
     clock = iter([0.0, 2.0, 2.0, 3.0,  # pair 0 (baseline first): baseline 2 s, candidate 1 s
                   3.0, 5.0, 5.0, 9.0,  # pair 1 (candidate first): candidate 2 s, baseline 4 s

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from voxweight._bench_maps import naive_unet_weights, separated_balls
-from voxweight.bench import BenchConfig, run_bench
-from voxweight.distance import _edt_threads, distance_to_interface
+from voxweight.bench.harness import BenchConfig, run_bench
+from voxweight.bench.maps import naive_unet_weights, separated_balls
+from voxweight.maps.distance import _edt_threads, distance_to_interface
 
 FULL = np.ones((3, 3, 3), dtype=bool)
 
@@ -54,7 +54,7 @@ def test_naive_unet_matches_brute_force():
 
 def test_edt_threads_gives_the_same_distances():
     """Property: edt's result does not depend on its thread count; the setting is restored on exit."""
-    import voxweight.distance as dist
+    import voxweight.maps.distance as dist
 
     fg = separated_balls(20, 6, seed=5) > 0
     single = distance_to_interface(fg, spacing=(2.0, 0.8, 0.8))

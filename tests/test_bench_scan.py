@@ -12,12 +12,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-import voxweight._bench_scan as bench_scan_module
-import voxweight._label_counts as lc
+import voxweight.bench.scan as bench_scan_module
+import voxweight.stats.counting as lc
 from voxweight import scan_labels
-from voxweight._bench_scan import NUM_CLASSES, bench_scan, nested_balls
-from voxweight._label_counts import count_labels, run_lengths
-from voxweight.bench import BenchConfig, run_bench
+from voxweight.bench.harness import BenchConfig, run_bench
+from voxweight.bench.scan import NUM_CLASSES, bench_scan, nested_balls
+from voxweight.stats.counting import count_labels, run_lengths
 
 
 def numpy_counts(array, length):

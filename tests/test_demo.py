@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from voxweight.cli import main
-from voxweight.demo import run_demo
-from voxweight.demo_data import synthetic_volume, write_synthetic_dataset
-from voxweight.demo_metrics import boundary_region, expected_calibration_error, overlap_scores
+from voxweight.demo.data import synthetic_volume, write_synthetic_dataset
+from voxweight.demo.metrics import boundary_region, expected_calibration_error, overlap_scores
+from voxweight.demo.run import run_demo
 
 
 def test_synthetic_volumes_are_imbalanced_seeded_and_anisotropic(tmp_path):

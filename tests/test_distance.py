@@ -10,8 +10,8 @@ import pytest
 import scipy.ndimage as ndi
 import torch
 
-import voxweight.distance as dist
-from voxweight.distance import _edt_threads, distance_to_foreground, distance_to_interface, signed_distance
+import voxweight.maps.distance as dist
+from voxweight.maps.distance import _edt_threads, distance_to_foreground, distance_to_interface, signed_distance
 
 BACKENDS = ["edt", "scipy", "auto"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import voxweight
-import voxweight._fused as bce
+import voxweight.losses.fused as bce
 from voxweight import VoxelWeightedBCE, voxel_weighted_bce
 
 

@@ -128,7 +128,7 @@ def test_device_mismatch_meta_device():
                                    torch.uint32, torch.float16, torch.bfloat16, torch.float32, torch.float64])
 def test_range_check_extremes_match_aminmax_for_every_dtype(dtype):
     """Oracle: torch.aminmax of a float64 copy; one value out of range anywhere is reported with the range."""
-    from voxweight._checks import _extremes, check_range
+    from voxweight.checks import _extremes, check_range
 
     values = torch.tensor([[0, 1, 1], [1, 0, 1]]).to(dtype)
     lo, hi = _extremes(values)

@@ -13,10 +13,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-import voxweight._nifti_counts as nc
+import voxweight.stats.nifti as nc
 from voxweight import scan_labels
-from voxweight._bench_scan import nested_balls
-from voxweight._nifti_counts import stream_label_counts
+from voxweight.bench.scan import nested_balls
+from voxweight.stats.nifti import stream_label_counts
 
 
 def nibabel_counts(path, length):

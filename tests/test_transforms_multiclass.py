@@ -18,8 +18,8 @@ from transform_checks import as_kind as _as
 
 import voxweight
 import voxweight.transforms as vt
-from voxweight.weights import boundary_weights
-from voxweight.weights_multiclass import multiclass_balance_weights
+from voxweight.maps.boundary import boundary_weights
+from voxweight.maps.multiclass import multiclass_balance_weights
 
 K = 4
 

@@ -15,7 +15,7 @@ import torch
 
 import voxweight
 from voxweight import boundary_weights, class_balance_weights, multiclass_balance_weights
-from voxweight.distance import _distance_to_other_value
+from voxweight.maps.distance import _distance_to_other_value
 
 MODES = ("balanced", "inverse_frequency", "sqrt_inverse")
 

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voxweight._checks import describe, look_up_option
+from voxweight.checks import describe, look_up_option
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

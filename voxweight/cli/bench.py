@@ -32,8 +32,8 @@ def _run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from voxweight._io import atomic_write_text
-    from voxweight.bench import BenchConfig, format_results, run_bench
+    from voxweight.bench.harness import BenchConfig, format_results, run_bench
+    from voxweight.cli.atomic import atomic_write_text
 
     for name in ("size", "instances", "repeats", "threads"):
         if getattr(args, name) < 1:

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from voxweight.demo import format_table, run_demo
+    from voxweight.demo.run import format_table, run_demo
 
     bars: dict[str, tqdm] = {}
 

@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from voxweight._io import atomic_path
-    from voxweight.scan import load_label
+    from voxweight.cli.atomic import atomic_path
+    from voxweight.stats.scan import load_label
 
     label, image = load_label(args.label)
     if label.ndim != 3:

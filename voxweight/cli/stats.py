@@ -34,8 +34,8 @@ def _run(args: argparse.Namespace) -> int:
     import json
     import warnings
 
-    from voxweight._io import atomic_write_text
-    from voxweight.scan import scan_labels
+    from voxweight.cli.atomic import atomic_write_text
+    from voxweight.stats.scan import scan_labels
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="scan_labels: skipped", category=UserWarning)

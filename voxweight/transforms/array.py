@@ -22,9 +22,9 @@ from monai.data.utils import affine_to_spacing
 from monai.transforms.transform import Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
-from voxweight._checks import check_all, describe
-from voxweight.weights import boundary_weights, class_balance_weights
-from voxweight.weights_multiclass import multiclass_balance_weights
+from voxweight.checks import check_all, describe
+from voxweight.maps.boundary import boundary_weights, class_balance_weights
+from voxweight.maps.multiclass import multiclass_balance_weights
 
 __all__ = ["BoundaryWeight", "ClassBalanceWeight"]
 

@@ -1,6 +1,6 @@
 """The arithmetic of the voxel-weighted BCE, on tensors that are already validated and aligned.
 
-Torch's own kernels do the element losses; this module adds the reductions (``voxweight._fused``
+Torch's own kernels do the element losses; this module adds the reductions (``voxweight.losses.fused``
 compiles them for ``fused=True``). Nothing here validates: ``voxweight.losses`` does that first.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from voxweight._align import multiply
-from voxweight._balance import balance_map
-from voxweight._balanced_bce import balanced_bce, can_fuse_balance
-from voxweight._reduce import reduce_losses
+from voxweight.losses.align import multiply
+from voxweight.losses.balanced import balanced_bce, can_fuse_balance
+from voxweight.losses.reduce import reduce_losses
+from voxweight.maps.balance import balance_map
 
 
 def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxweight._checks import check_broadcastable_to, check_nonnegative, check_same_device, describe
+from voxweight.checks import check_broadcastable_to, check_nonnegative, check_same_device, describe
 
 WeightLike = float | Sequence[float] | np.ndarray | torch.Tensor
 

@@ -13,20 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from voxweight._align import (
-    WeightLike,
-    align_batch,
-    align_channel,
-    align_map,
-    check_weight_fn,
-    checked_weight,
-    multiply,
-    weight_buffer,
-    weight_or_fn,
-)
-from voxweight._balance import BALANCE_MODES
-from voxweight._bce import compute_bce
-from voxweight._checks import (
+from voxweight.checks import (
     check_broadcastable_to,
     check_float_tensor,
     check_positive_number,
@@ -37,7 +24,20 @@ from voxweight._checks import (
     describe,
     look_up_option,
 )
-from voxweight._fused import fused_bce
+from voxweight.losses.align import (
+    WeightLike,
+    align_batch,
+    align_channel,
+    align_map,
+    check_weight_fn,
+    checked_weight,
+    multiply,
+    weight_buffer,
+    weight_or_fn,
+)
+from voxweight.losses.eager import compute_bce
+from voxweight.losses.fused import fused_bce
+from voxweight.maps.balance import BALANCE_MODES
 
 __all__ = ["REDUCTIONS", "VoxelWeightedBCE", "voxel_weighted_bce"]
 

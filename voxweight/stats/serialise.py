@@ -8,16 +8,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from voxweight._checks import describe
+from voxweight.checks import describe
 
 if TYPE_CHECKING:
-    from voxweight.stats import LabelStats
+    from voxweight.stats.label_stats import LabelStats
 
 FORMAT = "voxweight.LabelStats"
 VERSION = 1
 
 
 def check_num_classes(name: str, value: Any) -> int:
+    """Require an int >= 1 (not a bool); return it as ``int``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{name}: expected a positive int, got {describe(value)}")
     if value < 1:
@@ -26,6 +27,7 @@ def check_num_classes(name: str, value: Any) -> int:
 
 
 def stats_to_dict(stats: LabelStats) -> dict[str, Any]:
+    """The JSON-ready dict of a LabelStats."""
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -39,6 +41,7 @@ def stats_to_dict(stats: LabelStats) -> dict[str, Any]:
 
 
 def stats_from_dict(cls: type[LabelStats], payload: Any) -> LabelStats:
+    """A LabelStats from :func:`stats_to_dict`'s dict, every field validated."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"data: expected a JSON object with format {FORMAT!r}, got {describe(payload)}")
     if payload.get("version") != VERSION:

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-from voxweight._checks import check_spacing, describe, look_up_option
+from voxweight.checks import check_spacing, describe, look_up_option
 
 try:  # optional at run time: scipy is the fallback
     import edt as _edt

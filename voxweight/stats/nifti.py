@@ -3,7 +3,7 @@
 A single-file NIfTI-1 or NIfTI-2 image (``.nii``, or ``.nii.gz`` with one or more gzip members) is a
 header, optional extensions and the voxel data. Here the header is parsed by nibabel's own header
 classes, and the voxel data is decompressed in pieces of ``PIECE_BYTES`` that are counted by a
-:class:`~voxweight._label_counts.LabelCounter` while they are still in the CPU cache: memory stays at one
+:class:`~voxweight.stats.counting.LabelCounter` while they are still in the CPU cache: memory stays at one
 piece whatever the size of the file, and the cost is about that of the decompression alone (nibabel
 decompresses through ``gzip.GzipFile`` into a full-size array, then the counting reads it again).
 
@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from voxweight._label_counts import LabelCounter
+from voxweight.stats.counting import LabelCounter
 
 PIECE_BYTES = 1 << 19  # decompressed bytes per piece: fits in a core's L2 cache, amortises the call
 INPUT_BYTES = 1 << 18  # compressed bytes read from the file at a time
@@ -35,7 +35,7 @@ SINGLE_FILE_MAGIC = (b"n+1", b"n+2")
 def stream_label_counts(path: str, num_classes: int | None, name: str) -> np.ndarray | None:
     """Label counts of the NIfTI file at ``path``, or ``None`` where nibabel should read it instead.
 
-    Raises what :func:`voxweight._label_counts.count_labels` raises for bad values (naming ``name``),
+    Raises what :func:`voxweight.stats.counting.count_labels` raises for bad values (naming ``name``),
     ``ValueError`` for a 4D image or an empty one, ``EOFError`` for truncated voxel data, and
     ``zlib.error`` / ``gzip.BadGzipFile`` for corrupt compressed data.
     """

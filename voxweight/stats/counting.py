@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxweight._checks import describe
+from voxweight.checks import describe
 
 CHUNK = 1 << 22  # voxels per bincount call (32 MiB of intp)
 MAX_INFERRED_CLASSES = 1 << 16
@@ -43,7 +43,7 @@ def count_labels(array: np.ndarray, num_classes: int | None, name: str, *, allow
 class LabelCounter:
     """Exact label counts of a volume that arrives in 1-D chunks (any order, any chunk sizes).
 
-    :func:`count_labels` feeds it a whole array chunk by chunk; :mod:`voxweight._nifti_counts` feeds it
+    :func:`count_labels` feeds it a whole array chunk by chunk; :mod:`voxweight.stats.nifti` feeds it
     voxel data as it comes out of the decompressor, so a file is counted without ever being held whole.
     Range errors (negative values, values ``>= num_classes``) are raised by :meth:`counts` with the range
     of the whole volume; the chunks that follow the first bad one are only checked, not counted.
@@ -119,6 +119,7 @@ def value_range(array: np.ndarray, name: str) -> tuple[float, float]:
 
 
 def as_target_tensor(name: str, x: Any) -> torch.Tensor:
+    """``x`` (ndarray or tensor, real) as a detached tensor; bool becomes uint8 (a view, no copy)."""
     if isinstance(x, np.ndarray):
         try:
             x = torch.from_numpy(x if all(s >= 0 for s in x.strides) else np.ascontiguousarray(x))
@@ -132,6 +133,7 @@ def as_target_tensor(name: str, x: Any) -> torch.Tensor:
 
 
 def count_on_device(label_map: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Label counts of an integer tensor on its device (``bincount``), range-checked against ``num_classes``."""
     if label_map.is_floating_point() or label_map.is_complex():
         raise TypeError(f"label_map: expected an integer tensor of class indices, got dtype {label_map.dtype}")
     flat = label_map.detach().reshape(-1).long()

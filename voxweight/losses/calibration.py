@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from voxweight._align import WeightLike, align_channel, as_weight_tensor
-from voxweight._checks import check_float_tensor, check_range, describe
+from voxweight.checks import check_float_tensor, check_range, describe
+from voxweight.losses.align import WeightLike, align_channel, as_weight_tensor
 
 __all__ = ["debias_logits"]
 

@@ -9,16 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxweight._align import (
-    WeightLike,
-    align_batch,
-    check_weight_fn,
-    checked_weight,
-    multiply,
-    weight_buffer,
-    weight_or_fn,
-)
-from voxweight._checks import (
+from voxweight.checks import (
     check_all,
     check_broadcastable_to,
     check_float_tensor,
@@ -28,8 +19,17 @@ from voxweight._checks import (
     describe,
     look_up_option,
 )
-from voxweight._reduce import reduce_losses
-from voxweight.losses import REDUCTIONS
+from voxweight.losses.align import (
+    WeightLike,
+    align_batch,
+    check_weight_fn,
+    checked_weight,
+    multiply,
+    weight_buffer,
+    weight_or_fn,
+)
+from voxweight.losses.bce import REDUCTIONS
+from voxweight.losses.reduce import reduce_losses
 
 __all__ = ["VoxelWeightedCE", "voxel_weighted_ce"]
 

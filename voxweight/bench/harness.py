@@ -138,11 +138,11 @@ def _ratio(baseline: float, candidate: float) -> float:
 
 
 def _cases() -> dict[str, Callable[[BenchConfig], list[BenchResult]]]:
-    from voxweight._bench_loss import bench_loss
-    from voxweight._bench_maps import bench_distance, bench_unet
-    from voxweight._bench_memory import bench_memory
-    from voxweight._bench_roofline import bench_roofline
-    from voxweight._bench_scan import bench_scan
+    from voxweight.bench.loss import bench_loss
+    from voxweight.bench.maps import bench_distance, bench_unet
+    from voxweight.bench.memory import bench_memory
+    from voxweight.bench.roofline import bench_roofline
+    from voxweight.bench.scan import bench_scan
 
     return {"loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet,
             "scan": bench_scan, "roofline": bench_roofline}
@@ -167,7 +167,7 @@ def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = No
     Raises:
         ValueError: for an unknown case name.
     """
-    from voxweight._checks import look_up_option
+    from voxweight.checks import look_up_option
 
     config = config or BenchConfig()
     available = _cases()

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxweight.calibration import debias_logits
-from voxweight.demo_data import write_synthetic_dataset
-from voxweight.demo_metrics import boundary_region, expected_calibration_error, overlap_scores
-from voxweight.losses import VoxelWeightedBCE
+from voxweight.demo.data import write_synthetic_dataset
+from voxweight.demo.metrics import boundary_region, expected_calibration_error, overlap_scores
+from voxweight.losses.bce import VoxelWeightedBCE
+from voxweight.losses.calibration import debias_logits
 
 __all__ = ["DemoReport", "DemoResult", "evaluate", "format_table", "load_test_volumes", "network", "plain_tensor",
            "run_demo"]
@@ -86,7 +86,7 @@ def run_demo(out_dir: str | Path | None = None, *, quick: bool = False, seed: in
         >>> [row.name for row in report.results]
         ['plain BCE', 'pos_weight (dataset)', 'class balance + boundary map']
     """
-    from voxweight.scan import scan_labels
+    from voxweight.stats.scan import scan_labels
 
     setup = _QUICK if quick else _FULL
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="voxweight-demo-"))
@@ -236,7 +236,7 @@ def _figure(path: Path, images: list[torch.Tensor], labels: list[np.ndarray],
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    from voxweight.weights import boundary_weights, class_balance_weights
+    from voxweight.maps.boundary import boundary_weights, class_balance_weights
 
     z = int(np.argmax(labels[0].sum(axis=(0, 1))))  # the slice with the most foreground
     weight = class_balance_weights(labels[0].astype(np.float32)) + boundary_weights(

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from voxweight._balance import balance_factors
-from voxweight._checks import value_checks
-from voxweight.bench import BenchConfig, BenchResult, time_paired
-from voxweight.losses import voxel_weighted_bce
+from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
+from voxweight.checks import value_checks
+from voxweight.losses.bce import voxel_weighted_bce
+from voxweight.maps.balance import balance_factors
 
 
 def _data(config: BenchConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -60,7 +60,7 @@ def bench_loss(config: BenchConfig) -> list[BenchResult]:
 
 def _fused(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, torch_map: Callable[[], None],
            config: BenchConfig, shape: str, balance: str | None) -> BenchResult:
-    import voxweight._fused as fused_module
+    import voxweight.losses.fused as fused_module
 
     fused = _step(x, lambda xi: voxel_weighted_bce(xi, t, w, fused=True, balance=balance))
     start = time.perf_counter()

@@ -4,7 +4,7 @@ Four ``size^3`` label maps (nested balls of classes 0-4, as a segmentation looks
 files come in: ``uint8``, ``int16``, ``uint8`` and whole-number ``float32``) are written as ``.nii.gz``
 into a temporary folder. The baseline reads each with ``np.asanyarray(nib.load(p).dataobj)``, the
 decompression any reader pays; ``scan_labels`` decompresses the same bytes and counts the labels exactly
-as they come out (:mod:`voxweight._nifti_counts`), without holding a whole volume.
+as they come out (:mod:`voxweight.stats.nifti`), without holding a whole volume.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxweight.bench import BenchConfig, BenchResult, time_paired
+from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
 
 NUM_CLASSES = 5
 DTYPES = (np.uint8, np.int16, np.uint8, np.float32)
@@ -38,7 +38,7 @@ def bench_scan(config: BenchConfig) -> list[BenchResult]:
     """``scan_labels`` (one worker) vs ``np.asanyarray(nib.load(p).dataobj)`` over four ``.nii.gz`` files."""
     import nibabel as nib
 
-    from voxweight.scan import scan_labels
+    from voxweight.stats.scan import scan_labels
 
     with tempfile.TemporaryDirectory(prefix="voxweight-bench-") as folder:
         paths = []

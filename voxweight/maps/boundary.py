@@ -16,16 +16,16 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from voxweight._balance import BALANCE_MODES, balance_map
-from voxweight._boundary import (
+from voxweight.checks import check_positive_number, check_range, check_spacing, describe, look_up_option
+from voxweight.maps.balance import BALANCE_MODES, balance_map
+from voxweight.maps.bonus import (
     distance_bonus,
     objects_from_classes,
     objects_from_instances,
     objects_from_mask,
     unet_bonus,
 )
-from voxweight._checks import check_positive_number, check_range, check_spacing, describe, look_up_option
-from voxweight.distance import _resolve_backend
+from voxweight.maps.distance import _resolve_backend
 
 __all__ = ["BOUNDARY_MODES", "boundary_weights", "class_balance_weights"]
 

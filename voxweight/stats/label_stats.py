@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxweight import _count_weights as cw
-from voxweight._checks import check_range, describe, look_up_option
-from voxweight._label_counts import as_target_tensor, count_labels, count_on_device
-from voxweight._stats_io import check_num_classes, dist_all_reduce, stats_from_dict, stats_to_dict
+from voxweight.checks import check_range, describe, look_up_option
+from voxweight.stats import weights as cw
+from voxweight.stats.counting import as_target_tensor, count_labels, count_on_device
+from voxweight.stats.serialise import check_num_classes, dist_all_reduce, stats_from_dict, stats_to_dict
 
 __all__ = ["LabelStats", "pos_weight_from_counts"]
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxweight._align import as_weight_tensor
-from voxweight._checks import check_nonnegative, check_positive_number, check_range, describe, look_up_option
-from voxweight.weights import Label, _check_label
+from voxweight.checks import check_nonnegative, check_positive_number, check_range, describe, look_up_option
+from voxweight.losses.align import as_weight_tensor
+from voxweight.maps.boundary import Label, _check_label
 
 __all__ = ["MULTICLASS_BALANCE_MODES", "multiclass_balance_weights"]
 

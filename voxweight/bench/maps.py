@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.ndimage as ndi
 
-from voxweight.bench import BenchConfig, BenchResult, time_paired
-from voxweight.distance import _edt_threads, distance_to_interface
-from voxweight.weights import boundary_weights
+from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
+from voxweight.maps.boundary import boundary_weights
+from voxweight.maps.distance import _edt_threads, distance_to_interface
 
 SPACING = (2.0, 0.8, 0.8)  # anisotropic, as in a thick-slice CT (axis order of the array)
 W0, SIGMA = 10.0, 5.0

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from voxweight._balance import balance_factors
+from voxweight.maps.balance import balance_factors
 
 _FAST_DTYPES = (torch.float32, torch.float64)
 

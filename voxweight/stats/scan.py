@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from voxweight._checks import describe
-from voxweight._label_counts import count_labels, value_range
-from voxweight._nifti_counts import label_shape, stream_label_counts
-from voxweight._stats_io import check_num_classes
-from voxweight.stats import LabelStats
+from voxweight.checks import describe
+from voxweight.stats.counting import count_labels, value_range
+from voxweight.stats.label_stats import LabelStats
+from voxweight.stats.nifti import label_shape, stream_label_counts
+from voxweight.stats.serialise import check_num_classes
 
 __all__ = ["list_label_files", "load_label", "scan_labels"]
 
@@ -166,7 +166,7 @@ def _read_errors() -> tuple[type[BaseException], ...]:
 def _count_file(path: str, num_classes: int | None) -> tuple[np.ndarray | None, str | None]:
     """Worker: the label counts of one file, or the reason it cannot be counted.
 
-    Plain NIfTI files are counted while they decompress (:mod:`voxweight._nifti_counts`); anything else
+    Plain NIfTI files are counted while they decompress (:mod:`voxweight.stats.nifti`); anything else
     is loaded whole by nibabel and then counted.
     """
     try:

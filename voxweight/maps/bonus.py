@@ -14,7 +14,7 @@ import math
 import numpy as np
 import scipy.ndimage as ndi
 
-from voxweight.distance import _distance_inside, _distance_to_other_value
+from voxweight.maps.distance import _distance_inside, _distance_to_other_value
 
 MARGIN_SIGMAS = 4.0
 

@@ -8,7 +8,7 @@ to recompute ``sigmoid(x)``. The gradient buffer is the one backward would alloc
 memory stays one voxel-sized tensor. Elsewhere (``reduction="none"``, a target that needs a gradient,
 no gradient wanted) ``torch.compile`` of the loss lets AOTAutograd fuse forward and backward separately.
 
-The tensors of deferred value checks (:func:`voxweight._checks.deferred_value_checks`) have their
+The tensors of deferred value checks (:func:`voxweight.checks.deferred_value_checks`) have their
 extremes computed in the same kernel, which reads them anyway; they are judged when it returns. Where
 compiling is unavailable the eager path runs, after one warning (an input that the eager path rejects
 as well gets the eager path's error, and compiling stays on). Nothing here validates.
@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from voxweight._bce import compute_bce
-from voxweight._checks import RangeCheck, judge_range_checks, range_extremes
+from voxweight.checks import RangeCheck, judge_range_checks, range_extremes
+from voxweight.losses.eager import compute_bce
 
 Extremes = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -36,7 +36,7 @@ def fused_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,
               mask: torch.Tensor | None, logits: bool, reduction: str,
               balance: tuple[str, float | None] | None = None, checks: list[RangeCheck] | None = None
               ) -> torch.Tensor:
-    """:func:`voxweight._bce.compute_bce` in compiled kernels (see the module docstring).
+    """:func:`voxweight.losses.eager.compute_bce` in compiled kernels (see the module docstring).
 
     ``checks`` are judged once the kernel returns (the loss is then discarded if one fails); the eager
     fallback judges them first, as the eager path does.

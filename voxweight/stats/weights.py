@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxweight._checks import check_positive_number, describe, look_up_option
+from voxweight.checks import check_positive_number, describe, look_up_option
 
 ABSENT_POLICIES = ("raise", "skip")
 CLASS_WEIGHT_MODES = ("balanced", "inverse_frequency", "effective_number")
@@ -54,6 +54,7 @@ def counts_and_total(positives: Any, total: Any) -> tuple[np.ndarray, np.ndarray
 
 
 def check_policy(absent: Any, max_weight: Any) -> tuple[str, float | None]:
+    """Validated ``(absent, max_weight)``: a known policy and a finite cap > 0 (or None)."""
     absent = look_up_option("absent", absent, ABSENT_POLICIES)
     if max_weight is not None:
         max_weight = check_positive_number("max_weight", max_weight)
@@ -113,6 +114,7 @@ def class_weight_array(counts: np.ndarray, total: float, mode: str, beta: float
 
 
 def check_beta(beta: Any) -> float:
+    """Require ``beta`` in [0, 1) for the effective-number weights."""
     if isinstance(beta, bool) or not isinstance(beta, int | float | np.integer | np.floating):
         raise TypeError(f"beta: expected a number in [0, 1), got {describe(beta)}")
     beta = float(beta)

@@ -16,13 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from voxweight.bench import BenchConfig, BenchResult
+from voxweight.bench.harness import BenchConfig, BenchResult
 
 _SCRIPT = r"""
 import json, sys, torch, torch.nn.functional as F
 import voxweight
-from voxweight.bench import BenchConfig
-from voxweight._bench_loss import _data
+from voxweight.bench.harness import BenchConfig
+from voxweight.bench.loss import _data
 torch.set_num_threads({threads})
 x, t, w = _data(BenchConfig(size={size}))
 def step():

@@ -1,0 +1,34 @@
+"""``voxweight demo``: what weighting does, measured, on NIfTI volumes built on the fly.
+
+:mod:`~voxweight.demo.data` writes the synthetic dataset, :mod:`~voxweight.demo.run` trains and evaluates,
+:mod:`~voxweight.demo.metrics` holds the metrics it reports.
+"""
+
+from voxweight.demo.data import synthetic_volume, write_synthetic_dataset
+from voxweight.demo.metrics import boundary_region, expected_calibration_error, overlap_scores
+from voxweight.demo.run import (
+    DemoReport,
+    DemoResult,
+    evaluate,
+    format_table,
+    load_test_volumes,
+    network,
+    plain_tensor,
+    run_demo,
+)
+
+__all__ = [
+    "DemoReport",
+    "DemoResult",
+    "boundary_region",
+    "evaluate",
+    "expected_calibration_error",
+    "format_table",
+    "load_test_volumes",
+    "network",
+    "overlap_scores",
+    "plain_tensor",
+    "run_demo",
+    "synthetic_volume",
+    "write_synthetic_dataset",
+]

@@ -1,0 +1,18 @@
+"""Losses that take a new weight map on every call, and the inference-time correction of their bias.
+
+Weights align by meaning (per-class on the channel axis, per-sample on the batch axis, per-voxel maps
+with the input's number of dims); reductions say what they divide by.
+"""
+
+from voxweight.losses.bce import REDUCTIONS, VoxelWeightedBCE, voxel_weighted_bce
+from voxweight.losses.calibration import debias_logits
+from voxweight.losses.ce import VoxelWeightedCE, voxel_weighted_ce
+
+__all__ = [
+    "REDUCTIONS",
+    "VoxelWeightedBCE",
+    "VoxelWeightedCE",
+    "debias_logits",
+    "voxel_weighted_bce",
+    "voxel_weighted_ce",
+]
