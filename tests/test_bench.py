@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from voxweight.bench.harness import BenchConfig, BenchResult, format_results, run_bench, time_pair
+from voxweight.bench import BenchConfig, BenchResult, format_results, run_bench, time_pair
 from voxweight.cli import main
 
 
@@ -81,11 +81,11 @@ def test_roofline_formula_and_case():
 
 @pytest.mark.parametrize(("device", "expected"), [("cpu", ["a", "b"]), ("cuda", ["a", "b", "roofline"])])
 def test_default_cases_leave_gpu_cases_out_on_cpu(monkeypatch, device, expected):
-    import voxweight.bench.harness as bench
+    import voxweight.bench.registry as registry
 
     ran = []
     fake = {name: (lambda config, name=name: ran.append(name) or []) for name in ("a", "b", "roofline")}
-    monkeypatch.setattr(bench, "_cases", lambda: fake)
+    monkeypatch.setattr(registry, "CASES", fake)
     assert run_bench(BenchConfig(size=8, repeats=1, device=device)) == []
     assert ran == expected
 

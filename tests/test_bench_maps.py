@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from voxweight.bench.harness import BenchConfig, run_bench
+from voxweight.bench import BenchConfig, run_bench
 from voxweight.bench.maps import naive_unet_weights, separated_balls
-from voxweight.maps.distance import _edt_threads, distance_to_interface
+from voxweight.maps import boundary_weights, distance_to_interface
 
 FULL = np.ones((3, 3, 3), dtype=bool)
 
@@ -52,16 +52,14 @@ def test_naive_unet_matches_brute_force():
     np.testing.assert_allclose(naive_unet_weights(fg, 10.0, 3.0, spacing), expected, rtol=1e-6)
 
 
-def test_edt_threads_gives_the_same_distances():
-    """Property: edt's result does not depend on its thread count; the setting is restored on exit."""
-    import voxweight.maps.distance as dist
-
+def test_threads_give_the_same_distances_and_maps():
+    """Property: edt's result does not depend on the thread count it is passed (distances and U-Net maps)."""
     fg = separated_balls(20, 6, seed=5) > 0
     single = distance_to_interface(fg, spacing=(2.0, 0.8, 0.8))
-    with _edt_threads(2):
-        assert dist._edt_parallel == 2
-        np.testing.assert_array_equal(distance_to_interface(fg, spacing=(2.0, 0.8, 0.8)), single)
-    assert dist._edt_parallel == 1
+    unet = boundary_weights(fg, sigma=3.0, spacing=(2.0, 0.8, 0.8))
+    for threads in (2, 3):
+        np.testing.assert_array_equal(distance_to_interface(fg, spacing=(2.0, 0.8, 0.8), threads=threads), single)
+        np.testing.assert_array_equal(boundary_weights(fg, sigma=3.0, spacing=(2.0, 0.8, 0.8), threads=threads), unet)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

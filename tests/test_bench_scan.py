@@ -15,7 +15,7 @@ import pytest
 import voxweight.bench.scan as bench_scan_module
 import voxweight.stats.counting as lc
 from voxweight import scan_labels
-from voxweight.bench.harness import BenchConfig, run_bench
+from voxweight.bench import BenchConfig, run_bench
 from voxweight.bench.scan import NUM_CLASSES, bench_scan, nested_balls
 from voxweight.stats.counting import count_labels, run_lengths
 

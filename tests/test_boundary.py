@@ -8,7 +8,7 @@ import pytest
 import scipy.ndimage as ndi
 import torch
 
-from voxweight.maps.boundary import boundary_weights
+from voxweight.maps import boundary_weights
 
 FULL = {2: np.ones((3, 3), dtype=bool), 3: np.ones((3, 3, 3), dtype=bool)}
 

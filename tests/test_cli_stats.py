@@ -125,7 +125,7 @@ def test_preview_png_size_and_content(tmp_path, rng):
 
 
 def test_weights_map_matches_the_library_with_header_spacing(tmp_path):
-    from voxweight.maps.boundary import boundary_weights, class_balance_weights
+    from voxweight.maps import boundary_weights, class_balance_weights
 
     label = np.zeros((14, 12, 10), dtype=np.uint8)
     label[2:6, 3:9, 2:8] = 1

@@ -11,7 +11,7 @@ import scipy.ndimage as ndi
 import torch
 
 import voxweight.maps.distance as dist
-from voxweight.maps.distance import _edt_threads, distance_to_foreground, distance_to_interface, signed_distance
+from voxweight.maps.distance import distance_to_foreground, distance_to_interface, signed_distance
 
 BACKENDS = ["edt", "scipy", "auto"]
 
@@ -197,13 +197,12 @@ def _bits(a: np.ndarray) -> np.ndarray:
 def test_scipy_two_threads_match_sequential_bit_for_bit(case, monkeypatch):
     """Oracle: sequential scipy EDTs; the threaded sides give the same bits (signed: sign flip inside)."""
     mask, spacing = SCIPY_SIDE_CASES[case]
-    monkeypatch.setattr(dist, "_SCIPY_THREADED_MIN_VOXELS", 0)  # thread even the tiny cases
+    monkeypatch.setattr(dist, "SCIPY_THREADED_MIN_VOXELS", 0)  # thread even the tiny cases
     expected = _sequential_scipy_two_sided(mask, spacing)
     expected_signed = np.where(mask, -expected, expected)
     for threads in (1, 2, 3):
-        with _edt_threads(threads):
-            two_sided = distance_to_interface(mask, spacing=spacing, backend="scipy")
-            signed = signed_distance(mask, spacing=spacing, backend="scipy")
+        two_sided = distance_to_interface(mask, spacing=spacing, backend="scipy", threads=threads)
+        signed = signed_distance(mask, spacing=spacing, backend="scipy", threads=threads)
         np.testing.assert_array_equal(_bits(two_sided), _bits(expected), err_msg=f"threads={threads}")
         np.testing.assert_array_equal(_bits(signed), _bits(expected_signed), err_msg=f"threads={threads}")
 
@@ -211,38 +210,36 @@ def test_scipy_two_threads_match_sequential_bit_for_bit(case, monkeypatch):
 def _record_scipy_sides(monkeypatch, barrier: threading.Barrier | None = None) -> list[int]:
     """Wrap the per-side scipy distance: record the thread of each call (and meet at ``barrier``)."""
     calls: list[int] = []
-    inner = dist._distance_inside
+    inner = dist.distance_inside
 
-    def recording(region, spacing, backend):
+    def recording(region, spacing, backend, threads=1):
         calls.append(threading.get_ident())
         if barrier is not None:
             barrier.wait()  # both sides must be in flight at once, else this times out
-        return inner(region, spacing, backend)
+        return inner(region, spacing, backend, threads)
 
-    monkeypatch.setattr(dist, "_distance_inside", recording)
+    monkeypatch.setattr(dist, "distance_inside", recording)
     return calls
 
 
 def test_scipy_sides_run_concurrently_with_two_threads(monkeypatch):
     """Property: with 2 threads the two sides run at the same time, one of them off the calling thread."""
     mask, spacing = SCIPY_SIDE_CASES["blobs 3d"]
-    assert mask.size >= dist._SCIPY_THREADED_MIN_VOXELS
+    assert mask.size >= dist.SCIPY_THREADED_MIN_VOXELS
     calls = _record_scipy_sides(monkeypatch, threading.Barrier(2, timeout=10))
-    with _edt_threads(2):
-        out = distance_to_interface(mask, spacing=spacing, backend="scipy")
+    out = distance_to_interface(mask, spacing=spacing, backend="scipy", threads=2)
     assert len(calls) == 2 and threading.get_ident() in calls and len(set(calls)) == 2
     np.testing.assert_array_equal(_bits(out), _bits(_sequential_scipy_two_sided(mask, spacing)))
 
 
 @pytest.mark.parametrize(("threads", "shape"), [
     (1, (20, 24, 18)),  # one thread allowed: sequential
-    (2, (8, 8, 8)),  # below _SCIPY_THREADED_MIN_VOXELS: a thread would cost more than it saves
+    (2, (8, 8, 8)),  # below SCIPY_THREADED_MIN_VOXELS: a thread would cost more than it saves
 ])
 def test_scipy_sides_stay_on_the_calling_thread(threads, shape, monkeypatch):
     """Property: one thread, or a tiny mask, computes both sides on the calling thread."""
     mask = _blobs(shape, seed=11, density=0.05)
     assert mask.any() and not mask.all()
     calls = _record_scipy_sides(monkeypatch)
-    with _edt_threads(threads):
-        signed_distance(mask, spacing=(2.0, 0.8, 0.8), backend="scipy")
+    signed_distance(mask, spacing=(2.0, 0.8, 0.8), backend="scipy", threads=threads)
     assert calls == [threading.get_ident()] * 2

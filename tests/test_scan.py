@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from voxweight import LabelStats, scan_labels
-from voxweight.stats.scan import list_label_files, load_label
+from voxweight.stats.files import list_label_files, load_label
 
 
 def write(path, array, dtype=np.uint8):

@@ -12,7 +12,7 @@ from transform_checks import PIXDIM, check_against_oracle, check_pickle_round_tr
 from transform_checks import as_kind as _as
 
 import voxweight.transforms as vt
-from voxweight.maps.boundary import boundary_weights, class_balance_weights
+from voxweight.maps import boundary_weights, class_balance_weights
 
 
 def _label() -> np.ndarray:

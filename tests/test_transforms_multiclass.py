@@ -18,8 +18,7 @@ from transform_checks import as_kind as _as
 
 import voxweight
 import voxweight.transforms as vt
-from voxweight.maps.boundary import boundary_weights
-from voxweight.maps.multiclass import multiclass_balance_weights
+from voxweight.maps import boundary_weights, multiclass_balance_weights
 
 K = 4
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import voxweight
-from voxweight.maps.boundary import class_balance_weights
+from voxweight.maps import class_balance_weights
 
 FORMULAS = {  # oracle: (fg, bg) as functions of the foreground fraction f
     "balanced": lambda f: (0.5 / f, 0.5 / (1 - f)),

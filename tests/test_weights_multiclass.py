@@ -15,7 +15,7 @@ import torch
 
 import voxweight
 from voxweight import boundary_weights, class_balance_weights, multiclass_balance_weights
-from voxweight.maps.distance import _distance_to_other_value
+from voxweight.maps.distance import distance_to_other_value
 
 MODES = ("balanced", "inverse_frequency", "sqrt_inverse")
 
@@ -283,8 +283,8 @@ def test_distance_to_other_value_backends_match_scipy_per_class(backend):
     expected = np.zeros(classes.shape)
     for c in np.unique(classes):
         expected[classes == c] = ndi.distance_transform_edt(classes == c, sampling=spacing)[classes == c]
-    np.testing.assert_allclose(_distance_to_other_value(classes, spacing, backend), expected, rtol=1e-5)
-    assert np.isinf(_distance_to_other_value(np.full((3, 3), 7), (1.0, 1.0), backend)).all()
+    np.testing.assert_allclose(distance_to_other_value(classes, spacing, backend), expected, rtol=1e-5)
+    assert np.isinf(distance_to_other_value(np.full((3, 3), 7), (1.0, 1.0), backend)).all()
 
 
 @pytest.mark.parametrize(("kwargs", "label", "error", "match"), [

@@ -1,25 +1,36 @@
-"""Shared validation: every user-facing error of voxweight is raised from here.
+"""Value checks: whether and how voxweight reads tensor *values* (ranges, finiteness) to validate them.
 
-Messages name the argument and read ``"<arg>: expected ..., got ..."``. Shape, dtype and device
-checks only read metadata. Value checks (ranges, finiteness) read data; how they run is governed by
-:func:`set_value_checks` so that they never force a host-device synchronisation on CUDA by default.
+Argument checks that read only metadata (types, shapes, devices) always run; they live in
+``voxweight._validate``. The checks here read data, so :func:`set_value_checks` decides how they run,
+and by default they never force a host-device synchronisation on CUDA.
+
+Module state, on purpose: the value-check mode (``_value_check_mode``, set by :func:`set_value_checks`,
+initially from ``VOXWEIGHT_VALUE_CHECKS``) and the checks deferred by :func:`deferred_value_checks`
+(a ``contextvars`` variable, so threads and tasks each see their own).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import difflib
 import math
 import os
-from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
-import numpy as np
 import torch
 
+from voxweight._validate import look_up_option
+
 __all__ = [
+    "RangeCheck",
+    "check_all",
+    "check_nonnegative",
+    "check_range",
+    "deferred_value_checks",
     "get_value_checks",
+    "judge_range_checks",
+    "range_extremes",
     "set_value_checks",
     "value_checks",
 ]
@@ -27,19 +38,6 @@ __all__ = [
 _VALUE_CHECK_MODES = ("auto", "sync", "off")
 _BARELY_SUPPORTED = (torch.uint16, torch.uint32, torch.uint64)
 _value_check_mode = os.environ.get("VOXWEIGHT_VALUE_CHECKS", "auto")
-
-
-def look_up_option(name: str, value: Any, options: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``options``, else raise with a "did you mean" hint."""
-    if isinstance(value, str) and value in options:
-        return value
-    listed = ", ".join(repr(o) for o in options)
-    hint = ""
-    if isinstance(value, str):
-        close = difflib.get_close_matches(value.lower(), options, n=1, cutoff=0.5)
-        if close:
-            hint = f" (did you mean {close[0]!r}?)"
-    raise ValueError(f"{name}: expected one of {listed}, got {value!r}{hint}")
 
 
 def set_value_checks(mode: str) -> None:
@@ -92,45 +90,6 @@ def value_checks(mode: str) -> Iterator[None]:
         yield
     finally:
         set_value_checks(previous)
-
-
-def describe(x: Any) -> str:
-    """Short description of a value for error messages: shape and dtype for arrays."""
-    if isinstance(x, torch.Tensor | np.ndarray):
-        kind = "tensor" if isinstance(x, torch.Tensor) else "array"
-        return f"{kind} of shape {list(x.shape)} and dtype {x.dtype}"
-    return f"{type(x).__name__} {x!r}" if isinstance(x, int | float | str | bool) else type(x).__name__
-
-
-def check_tensor(name: str, x: Any) -> torch.Tensor:
-    """Require a torch tensor."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {describe(x)}")
-    return x
-
-
-def check_float_tensor(name: str, x: Any) -> torch.Tensor:
-    """Require a real floating-point torch tensor."""
-    check_tensor(name, x)
-    if not x.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
-    return x
-
-
-def check_same_device(name: str, x: torch.Tensor, device: torch.device) -> None:
-    """Require ``x`` to live on ``device``."""
-    if x.device != device:
-        raise ValueError(f"{name}: expected a tensor on {device} (where input is), got one on {x.device}")
-
-
-def check_broadcastable_to(name: str, x: torch.Tensor, shape: Sequence[int], hint: str = "") -> None:
-    """Require ``x`` to have ``len(shape)`` dims, each equal to ``shape``'s or 1 (no silent broadcast)."""
-    ok = x.ndim == len(shape) and all(a in (1, b) for a, b in zip(x.shape, shape, strict=True))
-    if not ok:
-        raise ValueError(
-            f"{name}: expected shape {list(shape)} or with some dims of size 1 (same number of dims), "
-            f"got {list(x.shape)}{hint}"
-        )
 
 
 def check_range(name: str, x: torch.Tensor, low: float, high: float, what: str) -> None:
@@ -192,12 +151,18 @@ def judge_range_checks(checks: list[RangeCheck], extremes: list[tuple[torch.Tens
 
 
 def judge_range_check(check: RangeCheck, lo: torch.Tensor, hi: torch.Tensor) -> None:
-    ok = (lo >= check.low) & (hi <= check.high)
-    if get_value_checks() == "auto" and check.tensor.device.type != "cpu":
-        torch._assert_async(ok, f"{check.name}: expected {check.what}")
+    """Judge one range check from its tensor's extremes (see :func:`judge_range_checks`)."""
+    _judge((lo >= check.low) & (hi <= check.high), check.name, check.what,
+           lambda: f"values in [{lo.item():g}, {hi.item():g}]")
+
+
+def _judge(ok: torch.Tensor, name: str, what: str, got: Callable[[], str]) -> None:
+    """Queue a device-side assert (``"auto"`` mode off the CPU: no synchronisation) or raise ``ValueError``."""
+    if get_value_checks() == "auto" and ok.device.type != "cpu":
+        torch._assert_async(ok, f"{name}: expected {what}")
         return
     if not bool(ok):
-        raise ValueError(f"{check.name}: expected {check.what}, got values in [{lo.item():g}, {hi.item():g}]")
+        raise ValueError(f"{name}: expected {what}, got {got()}")
 
 
 def _extremes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,42 +184,8 @@ def check_nonnegative(name: str, x: torch.Tensor) -> None:
                 "finite non-negative values")
 
 
-def check_positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    """Require a finite real number > 0 (or >= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name}: expected a number, got {describe(value)}")
-    value = float(value)
-    bad = not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero)
-    if bad:
-        need = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise ValueError(f"{name}: expected {need}, got {value!r}")
-    return value
-
-
-def check_spacing(name: str, spacing: Any, ndim: int) -> tuple[float, ...]:
-    """Normalise voxel spacing to ``ndim`` positive floats (a scalar means isotropic)."""
-    if spacing is None:
-        return (1.0,) * ndim
-    if isinstance(spacing, int | float | np.integer | np.floating) and not isinstance(spacing, bool):
-        return (check_positive_number(name, spacing),) * ndim
-    if isinstance(spacing, torch.Tensor | np.ndarray):
-        spacing = [float(s) for s in np.asarray(spacing.tolist()).reshape(-1)]
-    if not isinstance(spacing, Sequence) or isinstance(spacing, str):
-        raise TypeError(f"{name}: expected a number or a sequence of {ndim} numbers, got {describe(spacing)}")
-    if len(spacing) != ndim:
-        raise ValueError(f"{name}: expected {ndim} values (one per spatial axis), got {len(spacing)}: "
-                         f"{list(spacing)}")
-    return tuple(check_positive_number(f"{name}[{i}]", s) for i, s in enumerate(spacing))
-
-
 def check_all(name: str, ok: torch.Tensor, what: str, got: str = "other values") -> None:
     """Value check on a precomputed bool tensor ``ok`` (all True), governed by the value-check mode."""
-    mode = get_value_checks()
-    if mode == "off" or ok.numel() == 0:
+    if get_value_checks() == "off" or ok.numel() == 0:
         return
-    ok = ok.all()
-    if mode == "auto" and ok.device.type != "cpu":
-        torch._assert_async(ok, f"{name}: expected {what}")
-        return
-    if not bool(ok):
-        raise ValueError(f"{name}: expected {what}, got {got}")
+    _judge(ok.all(), name, what, lambda: got)

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voxweight.checks import describe, look_up_option
+from voxweight._validate import describe, look_up_option
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -35,9 +35,7 @@ def _config_dir() -> Traversable:
         folder = None
     if folder is not None and folder.is_dir():
         return folder
-    import voxweight
-
-    package = Path(voxweight.__file__).resolve().parent
+    package = Path(__file__).resolve().parent
     for candidate in (package / "pipeline_configs", package.parent / "transforms"):
         if candidate.is_dir() and any(candidate.glob("*.yaml")):
             return candidate

@@ -1,4 +1,4 @@
-"""``voxweight bench``: each voxweight operation timed next to its baseline, in the same process.
+"""The bench harness: paired timing and the results table (the cases and :func:`run_bench` build on it).
 
 Every case runs its baseline and the voxweight operation interleaved (alternating order) for several
 repeats and reports the medians and the time ratio ``voxweight / baseline`` (below 1 is faster), with
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["BenchConfig", "BenchResult", "PairTiming", "format_results", "run_bench", "time_pair", "time_paired"]
+__all__ = ["BenchConfig", "BenchResult", "PairTiming", "format_results", "time_pair", "time_paired"]
 
 
 @dataclass(frozen=True)
@@ -135,55 +135,6 @@ def _ratio(baseline: float, candidate: float) -> float:
     if baseline == 0:
         return 1.0 if candidate == 0 else math.inf
     return candidate / baseline
-
-
-def _cases() -> dict[str, Callable[[BenchConfig], list[BenchResult]]]:
-    from voxweight.bench.loss import bench_loss
-    from voxweight.bench.maps import bench_distance, bench_unet
-    from voxweight.bench.memory import bench_memory
-    from voxweight.bench.roofline import bench_roofline
-    from voxweight.bench.scan import bench_scan
-
-    return {"loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet,
-            "scan": bench_scan, "roofline": bench_roofline}
-
-
-GPU_CASES = ("roofline",)  # run by default only with a CUDA device (on a CPU the loss is compute-bound)
-
-
-def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = None,
-              progress: Callable[[str], None] | None = None) -> list[BenchResult]:
-    """Run the selected benchmark cases (all by default) and return their results.
-
-    Args:
-        config: sizes, repeats, threads and device; defaults to :class:`BenchConfig`'s.
-        cases: names of the cases to run (``voxweight bench --help`` lists them). By default all of them,
-            except the GPU-only ``roofline`` case when ``config.device`` is not CUDA.
-        progress: optional callback called with each case's name before it runs.
-
-    Returns:
-        One :class:`BenchResult` per comparison.
-
-    Raises:
-        ValueError: for an unknown case name.
-    """
-    from voxweight.checks import look_up_option
-
-    config = config or BenchConfig()
-    available = _cases()
-    default = [c for c in available if c not in GPU_CASES or config.device.startswith("cuda")]
-    selected = [look_up_option("cases", c, tuple(available)) for c in (cases or default)]
-    previous = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
-        results = []
-        for name in selected:
-            if progress is not None:
-                progress(name)
-            results.extend(available[name](config))
-        return results
-    finally:
-        torch.set_num_threads(previous)
 
 
 def format_results(results: list[BenchResult]) -> str:

@@ -10,11 +10,16 @@ import torch.nn.functional as F
 
 from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
 from voxweight.checks import value_checks
-from voxweight.losses.bce import voxel_weighted_bce
-from voxweight.maps.balance import balance_factors
+from voxweight.losses import voxel_weighted_bce
+from voxweight.losses.fused import compile_failed
+from voxweight.maps import balance_factors
 
 
-def _data(config: BenchConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def loss_inputs(config: BenchConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded logits, 3%-foreground targets and their class-balance map ``[2, 1, size^3]`` on ``config.device``.
+
+    Shared by the loss, memory and roofline cases, so that they measure the same data.
+    """
     g = torch.Generator().manual_seed(0)
     shape = (2, 1, config.size, config.size, config.size)
     x = torch.randn(shape, generator=g)
@@ -34,7 +39,7 @@ def _step(x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]) -> Call
 
 def bench_loss(config: BenchConfig) -> list[BenchResult]:
     """Loss forward + backward: voxel map (checks on / off), fused, and class balance inside the loss."""
-    x, t, w = _data(config)
+    x, t, w = loss_inputs(config)
     reps, dev = 3 * config.repeats, config.device  # short operations: more samples
     inner = 4  # each timed sample is 4 forward+backward passes
     shape = f"[2,1,{config.size}^3]"
@@ -60,14 +65,12 @@ def bench_loss(config: BenchConfig) -> list[BenchResult]:
 
 def _fused(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, torch_map: Callable[[], None],
            config: BenchConfig, shape: str, balance: str | None) -> BenchResult:
-    import voxweight.losses.fused as fused_module
-
     fused = _step(x, lambda xi: voxel_weighted_bce(xi, t, w, fused=True, balance=balance))
     start = time.perf_counter()
     fused()  # compilation happens here, outside the timed repeats
     compile_s = time.perf_counter() - start
     note = f"first call (compile) {compile_s:.1f} s"
-    if fused_module._compile_failed:
+    if compile_failed():
         note = "torch.compile unavailable here: eager fallback"
     if balance is None:
         name, baseline, target = f"loss fwd+bwd {shape}, fused=True", "torch eager, same map", 1 / 1.5

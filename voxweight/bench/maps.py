@@ -3,8 +3,8 @@
 Baselines are what a user would write without voxweight: MONAI's ``DistanceTransformEDT`` on the
 foreground and on the background (scipy underneath), and a naive U-Net map with one full-volume
 scipy EDT per object (:func:`naive_unet_weights`). Both sides use the same anisotropic spacing.
-The maps are computed on the CPU; ``config.threads`` is passed to ``edt`` (``parallel=``), while
-scipy, and so MONAI, always runs on one thread.
+The maps are computed on the CPU; ``config.threads`` is passed as voxweight's ``threads=`` (``edt``'s
+``parallel=``), while scipy, and so MONAI, always runs on one thread.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
-from voxweight.maps.boundary import boundary_weights
-from voxweight.maps.distance import _edt_threads, distance_to_interface
+from voxweight.maps import boundary_weights, distance_to_interface
 
 SPACING = (2.0, 0.8, 0.8)  # anisotropic, as in a thick-slice CT (axis order of the array)
 W0, SIGMA = 10.0, 5.0
@@ -76,8 +75,7 @@ def bench_distance(config: BenchConfig) -> list[BenchResult]:
         return d[0] + d[1]
 
     def ours() -> np.ndarray:
-        with _edt_threads(config.threads):
-            return distance_to_interface(fg, spacing=SPACING)
+        return distance_to_interface(fg, spacing=SPACING, threads=config.threads)
 
     error = float(np.max(np.abs(ours() - monai_two_sided())))
     note = f"spacing {SPACING} on both; max |diff| {error:.1e}; edt threads {config.threads}"
@@ -93,8 +91,7 @@ def bench_unet(config: BenchConfig) -> list[BenchResult]:
         return naive_unet_weights(fg, W0, SIGMA, SPACING)
 
     def ours() -> np.ndarray:
-        with _edt_threads(config.threads):
-            return boundary_weights(fg, mode="unet", w0=W0, sigma=SIGMA, spacing=SPACING)
+        return boundary_weights(fg, mode="unet", w0=W0, sigma=SIGMA, spacing=SPACING, threads=config.threads)
 
     error = float(np.max(np.abs(ours() - naive())))
     verdict = "ok" if error <= 1e-3 * W0 else "EXCEEDS 1e-3 w0"

@@ -22,9 +22,9 @@ _SCRIPT = r"""
 import json, sys, torch, torch.nn.functional as F
 import voxweight
 from voxweight.bench.harness import BenchConfig
-from voxweight.bench.loss import _data
+from voxweight.bench.loss import loss_inputs
 torch.set_num_threads({threads})
-x, t, w = _data(BenchConfig(size={size}))
+x, t, w = loss_inputs(BenchConfig(size={size}))
 def step():
     xi = x.detach().requires_grad_()
     if "{variant}" == "torch":

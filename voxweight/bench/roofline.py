@@ -18,6 +18,8 @@ import time
 import torch
 
 from voxweight.bench.harness import BenchConfig, BenchResult, time_pair
+from voxweight.bench.loss import loss_inputs
+from voxweight.losses import voxel_weighted_bce
 
 ROOFLINE_PASSES = 6  # forward reads x, t, w and writes the gradient; backward reads and rewrites it
 MIN_COPY_BYTES = 256 << 20  # large enough to stream from memory rather than cache
@@ -37,10 +39,7 @@ def roofline_ms(copy_ms: float, copy_bytes: int, tensor_bytes: int, passes: int 
 
 def bench_roofline(config: BenchConfig) -> list[BenchResult]:
     """``fused=True`` loss forward + backward on ``[2, 1, size^3]`` vs its bandwidth roofline on ``config.device``."""
-    from voxweight.bench.loss import _data
-    from voxweight.losses.bce import voxel_weighted_bce
-
-    x, t, w = _data(config)
+    x, t, w = loss_inputs(config)
     tensor_bytes = x.numel() * x.element_size()
     copy_bytes = max(MIN_COPY_BYTES, 4 * tensor_bytes)
     src = torch.empty(copy_bytes // 4, dtype=torch.float32, device=x.device).fill_(1.0)

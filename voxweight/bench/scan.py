@@ -38,7 +38,7 @@ def bench_scan(config: BenchConfig) -> list[BenchResult]:
     """``scan_labels`` (one worker) vs ``np.asanyarray(nib.load(p).dataobj)`` over four ``.nii.gz`` files."""
     import nibabel as nib
 
-    from voxweight.stats.scan import scan_labels
+    from voxweight.stats import scan_labels
 
     with tempfile.TemporaryDirectory(prefix="voxweight-bench-") as folder:
         paths = []

@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from voxweight.bench.harness import BenchConfig, format_results, run_bench
+    from voxweight.bench import BenchConfig, format_results, run_bench
     from voxweight.cli.atomic import atomic_write_text
 
     for name in ("size", "instances", "repeats", "threads"):

@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from voxweight.cli.atomic import atomic_path
-    from voxweight.stats.scan import load_label
+    from voxweight.stats import load_label
 
     label, image = load_label(args.label)
     if label.ndim != 3:

@@ -35,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     import warnings
 
     from voxweight.cli.atomic import atomic_write_text
-    from voxweight.stats.scan import scan_labels
+    from voxweight.stats import scan_labels
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="scan_labels: skipped", category=UserWarning)

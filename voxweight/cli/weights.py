@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.boundary is None and (args.sigma is not None or args.w0 is not None):
         args.parser.error("--sigma and --w0 need --boundary")
     from voxweight.cli.atomic import atomic_path
-    from voxweight.stats.scan import load_label
+    from voxweight.stats import load_label
 
     label, image = load_label(args.label)
     spacing = tuple(float(z) for z in image.header.get_zooms()[:label.ndim])
@@ -60,7 +60,7 @@ def _build_weights(label: Any, spacing: tuple[float, ...], *, class_balance: boo
     """
     import numpy as np
 
-    from voxweight.maps.boundary import boundary_weights, class_balance_weights
+    from voxweight.maps import boundary_weights, class_balance_weights
 
     dims, foreground = label.ndim, label > 0
     weights = np.ones(label.shape, dtype=np.float32)

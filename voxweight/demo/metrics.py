@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+
+from voxweight.maps import distance_to_interface
 
 __all__ = ["boundary_region", "expected_calibration_error", "overlap_scores"]
 
@@ -37,20 +38,16 @@ def overlap_scores(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, f
 def boundary_region(label: np.ndarray, band_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
     """Voxels within ``band_mm`` of the foreground/background interface, on either side.
 
-    A foreground voxel's distance is to the nearest background voxel and vice versa (scipy's EDT with
-    ``sampling=spacing``), so the voxels touching the interface have distance one voxel step.
+    A foreground voxel's distance is to the nearest background voxel and vice versa
+    (:func:`voxweight.maps.distance_to_interface` with ``spacing``), so the voxels touching the interface
+    have distance one voxel step. An empty or full label has no interface: no voxel.
 
     Example:
         >>> import numpy as np
         >>> boundary_region(np.array([0, 0, 1, 1, 1, 0]), 1.0, (1.0,)).astype(int).tolist()
         [0, 1, 1, 0, 1, 1]
     """
-    label = label.astype(bool)
-    if label.all() or not label.any():
-        return np.zeros(label.shape, dtype=bool)
-    inside = ndimage.distance_transform_edt(label, sampling=spacing)
-    outside = ndimage.distance_transform_edt(~label, sampling=spacing)
-    return np.where(label, inside, outside) <= band_mm
+    return distance_to_interface(label.astype(bool), spacing=spacing) <= band_mm
 
 
 def expected_calibration_error(prob: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:

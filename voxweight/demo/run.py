@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from voxweight._validate import plain_tensor
 from voxweight.demo.data import write_synthetic_dataset
+from voxweight.demo.figure import save_figure
 from voxweight.demo.metrics import boundary_region, expected_calibration_error, overlap_scores
-from voxweight.losses.bce import VoxelWeightedBCE
-from voxweight.losses.calibration import debias_logits
+from voxweight.losses import VoxelWeightedBCE, debias_logits
 
 __all__ = ["DemoReport", "DemoResult", "evaluate", "format_table", "load_test_volumes", "network", "plain_tensor",
            "run_demo"]
@@ -86,7 +87,7 @@ def run_demo(out_dir: str | Path | None = None, *, quick: bool = False, seed: in
         >>> [row.name for row in report.results]
         ['plain BCE', 'pos_weight (dataset)', 'class balance + boundary map']
     """
-    from voxweight.stats.scan import scan_labels
+    from voxweight.stats import scan_labels
 
     setup = _QUICK if quick else _FULL
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="voxweight-demo-"))
@@ -110,7 +111,7 @@ def run_demo(out_dir: str | Path | None = None, *, quick: bool = False, seed: in
             logits = torch.cat([net(image[None]) for image in images])
         results.append(evaluate(name, logits, labels, shift))
         probabilities[name] = torch.sigmoid(debias_logits(logits, shift))
-    figure = _figure(out / "demo.png", images, labels, probabilities, test[0]["label"])
+    figure = save_figure(out / "demo.png", images, labels, probabilities, test[0]["label"], _SPACING, _BOUNDARY)
     return DemoReport(results, fraction, pos_weight, out, figure)
 
 
@@ -161,17 +162,6 @@ def _train(loader: torch.utils.data.DataLoader, loss_fn: VoxelWeightedBCE, use_m
             if step == steps:
                 break
     return net.eval()
-
-
-def plain_tensor(x: torch.Tensor) -> torch.Tensor:
-    """A plain ``torch.Tensor`` (MONAI may hand over a ``MetaTensor``).
-
-    Example:
-        >>> from monai.data import MetaTensor
-        >>> type(plain_tensor(MetaTensor(torch.zeros(2)))).__name__
-        'Tensor'
-    """
-    return x.as_tensor() if hasattr(x, "as_tensor") else x
 
 
 def load_test_volumes(items: list[dict[str, str]], spacing: tuple[float, ...] = _SPACING
@@ -226,38 +216,6 @@ def evaluate(name: str, logits: torch.Tensor, labels: list[np.ndarray], shift: f
     boundary_dice = overlap_scores((fixed > 0.5)[region], truth[region])[0]
     return DemoResult(name, dice, recall, precision, boundary_dice,
                       expected_calibration_error(raw, truth), expected_calibration_error(fixed, truth))
-
-
-def _figure(path: Path, images: list[torch.Tensor], labels: list[np.ndarray],
-            probabilities: dict[str, torch.Tensor], label_path: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    from voxweight.maps.boundary import boundary_weights, class_balance_weights
-
-    z = int(np.argmax(labels[0].sum(axis=(0, 1))))  # the slice with the most foreground
-    weight = class_balance_weights(labels[0].astype(np.float32)) + boundary_weights(
-        labels[0].astype(np.uint8), mode="unet", spacing=_SPACING, **_BOUNDARY) - 1
-    panels = [("image", images[0][0, :, :, z].numpy(), "gray"), ("label", labels[0][:, :, z], "gray"),
-              ("weight map (log scale)", weight[:, :, z], "magma")]
-    panels += [(name, p[0, 0, :, :, z].numpy(), "viridis") for name, p in probabilities.items()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.3))
-    for ax, (title, data, cmap) in zip(axes, panels, strict=True):
-        is_weight = title.startswith("weight")
-        norm = LogNorm(vmin=max(float(data.min()), 1e-3), vmax=float(data.max())) if is_weight else None
-        shown = ax.imshow(data.T, cmap=cmap, origin="lower", norm=norm)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-        if is_weight or title in probabilities:
-            fig.colorbar(shown, ax=ax, fraction=0.046)
-    fig.suptitle(f"slice z={z} of {Path(label_path).name}; predictions are debiased probabilities", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 def format_table(results: list[DemoResult]) -> str:

@@ -13,29 +13,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxweight.checks import check_broadcastable_to, check_nonnegative, check_same_device, describe
+from voxweight._validate import as_weight_tensor, check_broadcastable_to, check_same_device, check_tensor
+from voxweight.checks import check_nonnegative
+
+__all__ = [
+    "WeightLike",
+    "align_batch",
+    "align_channel",
+    "align_map",
+    "check_mask",
+    "checked_weight",
+    "multiply",
+]
 
 WeightLike = float | Sequence[float] | np.ndarray | torch.Tensor
-
-
-def as_weight_tensor(name: str, value: Any, *, like: torch.Tensor) -> torch.Tensor | None:
-    """Convert a number, sequence, array or tensor to a tensor with ``like``'s float dtype and device."""
-    if value is None:
-        return None
-    if isinstance(value, torch.Tensor):
-        if value.is_complex() or value.dtype == torch.bool:
-            raise TypeError(f"{name}: expected a real-valued tensor, got dtype {value.dtype}")
-        check_same_device(name, value, like.device)
-        return value.to(like.dtype)
-    if isinstance(value, bool | str):
-        raise TypeError(f"{name}: expected a number, a sequence of numbers or a tensor, got {describe(value)}")
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{name}: expected a number, a sequence of numbers or a tensor, got {describe(value)}"
-        ) from None
-    return torch.as_tensor(array, dtype=like.dtype, device=like.device)
 
 
 def align_channel(name: str, w: torch.Tensor | None, shape: Sequence[int], channel_dim: int = 1
@@ -93,32 +84,25 @@ def multiply(*factors: torch.Tensor | None) -> torch.Tensor | None:
     return out
 
 
-def checked_weight(name: str, value: Any, like: torch.Tensor) -> torch.Tensor | None:
-    """:func:`as_weight_tensor` plus the value check: finite and >= 0."""
+def checked_weight(name: str, value: Any, like: torch.Tensor, *, tensor_only: bool = False) -> torch.Tensor | None:
+    """:func:`voxweight._validate.as_weight_tensor` plus the value check: finite and >= 0.
+
+    ``tensor_only`` requires a tensor (a per-voxel map), not a number or a sequence.
+    """
+    if tensor_only and value is not None:
+        check_tensor(name, value)
     out = as_weight_tensor(name, value, like=like)
     if out is not None:
         check_nonnegative(name, out)
     return out
 
 
-def weight_buffer(name: str, value: WeightLike | None) -> torch.Tensor | None:
-    """A float32 copy of a module's configured weight (on the tensor's device), validated once."""
-    if value is None:
+def check_mask(mask: Any, input: torch.Tensor) -> torch.Tensor | None:
+    """A bool tensor on ``input``'s device (True = counted), or None; its shape is checked by the caller."""
+    if mask is None:
         return None
-    device = value.device if isinstance(value, torch.Tensor) else "cpu"
-    out = checked_weight(name, value, torch.empty(0, dtype=torch.float32, device=device))
-    return out.detach().clone()
-
-
-def check_weight_fn(weight_fn: Any) -> None:
-    """A module's ``weight_fn`` must be None or a callable ``target -> weight map``."""
-    if weight_fn is not None and not callable(weight_fn):
-        raise TypeError(f"weight_fn: expected a callable target -> weight map, got {describe(weight_fn)}")
-
-
-def weight_or_fn(weight: torch.Tensor | None, weight_fn: Any, target: torch.Tensor) -> torch.Tensor | None:
-    """``weight`` if given, else ``weight_fn(target)`` computed without gradient (None without a weight_fn)."""
-    if weight is None and weight_fn is not None:
-        with torch.no_grad():
-            weight = weight_fn(target)
-    return weight
+    check_tensor("mask", mask)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask: expected a bool tensor (True = counted), got dtype {mask.dtype}")
+    check_same_device("mask", mask, input.device)
+    return mask

@@ -8,41 +8,68 @@ module adds is alignment by meaning and reductions that say what they divide by.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
-from torch import nn
 
-from voxweight.checks import (
+from voxweight._validate import (
     check_broadcastable_to,
+    check_flag,
     check_float_tensor,
     check_positive_number,
-    check_range,
     check_same_device,
     check_tensor,
-    deferred_value_checks,
-    describe,
     look_up_option,
 )
+from voxweight.checks import check_range, deferred_value_checks
 from voxweight.losses.align import (
     WeightLike,
     align_batch,
     align_channel,
     align_map,
-    check_weight_fn,
+    check_mask,
     checked_weight,
     multiply,
-    weight_buffer,
-    weight_or_fn,
 )
+from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.eager import compute_bce
 from voxweight.losses.fused import fused_bce
+from voxweight.losses.reduce import REDUCTIONS
 from voxweight.maps.balance import BALANCE_MODES
 
-__all__ = ["REDUCTIONS", "VoxelWeightedBCE", "voxel_weighted_bce"]
+__all__ = ["REDUCTIONS", "BCEOptions", "VoxelWeightedBCE", "bce_options", "voxel_weighted_bce", "weighted_bce"]
 
-REDUCTIONS = ("mean", "sum", "none", "weighted_mean")
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+class BCEOptions(NamedTuple):
+    """The validated options of the BCE (see :func:`bce_options`)."""
+
+    logits: bool
+    reduction: str
+    fused: bool
+    balance: str | None
+    balance_max_weight: float | None
+
+
+def bce_options(*, logits: bool = True, reduction: str = "mean", fused: bool = False, balance: str | None = None,
+                balance_max_weight: float | None = None) -> BCEOptions:
+    """Validate the BCE's options once (a module does it when built); see :func:`voxel_weighted_bce`.
+
+    Raises:
+        TypeError: for non-bool ``logits``/``fused`` or a non-numeric ``balance_max_weight``.
+        ValueError: for an unknown ``reduction`` or ``balance``, or ``balance_max_weight <= 0``.
+
+    Example:
+        >>> bce_options(balance="balanced")
+        BCEOptions(logits=True, reduction='mean', fused=False, balance='balanced', balance_max_weight=None)
+    """
+    reduction = look_up_option("reduction", reduction, REDUCTIONS)
+    logits = check_flag("logits", logits)
+    fused = check_flag("fused", fused)
+    if balance is not None:
+        balance = look_up_option("balance", balance, BALANCE_MODES)
+    if balance_max_weight is not None:
+        balance_max_weight = check_positive_number("balance_max_weight", balance_max_weight)
+    return BCEOptions(logits, reduction, fused, balance, balance_max_weight)
 
 
 def voxel_weighted_bce(
@@ -112,48 +139,52 @@ def voxel_weighted_bce(
         >>> voxel_weighted_bce(x, t, pos_weight=[1.0, 2.0, 4.0])  # one weight per channel, not per W
         tensor(1.6173)
     """
-    reduction = look_up_option("reduction", reduction, REDUCTIONS)
-    _check_flag("logits", logits)
-    _check_flag("fused", fused)
+    options = bce_options(logits=logits, reduction=reduction, fused=fused, balance=balance,
+                          balance_max_weight=balance_max_weight)
+    return weighted_bce(input, target, weight, options, pos_weight=pos_weight, class_weight=class_weight,
+                        sample_weight=sample_weight, mask=mask)
+
+
+def weighted_bce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, options: BCEOptions, *,
+                 pos_weight: WeightLike | None = None, class_weight: WeightLike | None = None,
+                 sample_weight: WeightLike | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`voxel_weighted_bce` with options validated beforehand (:func:`bce_options`); tensors checked here.
+
+    Shape:
+        - as for :func:`voxel_weighted_bce`.
+
+    Example:
+        >>> weighted_bce(torch.zeros(1, 1, 2), torch.ones(1, 1, 2), None, bce_options(reduction="sum"))
+        tensor(1.3863)
+    """
     input = check_float_tensor("input", input)
-    with deferred_value_checks(enabled=fused) as pending:  # fused: value checks run inside the kernel
+    with deferred_value_checks(enabled=options.fused) as pending:  # fused: value checks run inside the kernel
         target = _prepare_target(target, input)
-        if not logits:
+        if not options.logits:
             check_range("input", input, 0.0, 1.0, "probabilities in [0, 1] (logits=False)")
         shape = input.shape
-        pos = align_channel("pos_weight", _weight("pos_weight", pos_weight, input), shape)
+        pos = align_channel("pos_weight", checked_weight("pos_weight", pos_weight, input), shape)
         w = multiply(
-            align_map("weight", _weight("weight", weight, input, tensor_only=True), shape),
-            align_channel("class_weight", _weight("class_weight", class_weight, input), shape),
-            align_batch("sample_weight", _weight("sample_weight", sample_weight, input), shape),
+            align_map("weight", checked_weight("weight", weight, input, tensor_only=True), shape),
+            align_channel("class_weight", checked_weight("class_weight", class_weight, input), shape),
+            align_batch("sample_weight", checked_weight("sample_weight", sample_weight, input), shape),
         )
-    spec = None if balance is None else _balance_spec(balance, balance_max_weight, target)
-    m = _prepare_mask(mask, input)
-    if fused:
-        return fused_bce(input, target, w, pos, m, logits, reduction, spec, checks=pending)
-    return compute_bce(input, target, w, pos, m, logits, reduction, spec)
+    spec = None if options.balance is None else _balance_spec(options, target)
+    m = check_mask(mask, input)
+    if m is not None:
+        check_broadcastable_to("mask", m, input.shape)
+    args = (input, target, w, pos, m, options.logits, options.reduction, spec)
+    if options.fused:
+        return fused_bce(*args, checks=pending)
+    return compute_bce(*args)
 
 
-def _balance_spec(mode: Any, max_weight: Any, target: torch.Tensor) -> tuple[str, float | None]:
-    """Validated ``(mode, max_weight)`` for the in-loss class-balance map."""
-    mode = look_up_option("balance", mode, BALANCE_MODES)
-    if max_weight is not None:
-        max_weight = check_positive_number("balance_max_weight", max_weight)
+def _balance_spec(options: BCEOptions, target: torch.Tensor) -> tuple[str, float | None]:
+    """``(mode, max_weight)`` for the in-loss class-balance map; the target needs spatial axes."""
     if target.ndim < 3:
         raise ValueError(f"balance: expected input with spatial axes [N, C, *spatial] to measure the foreground "
                          f"fraction over, got shape {list(target.shape)}")
-    return mode, max_weight
-
-
-def _check_flag(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected True or False, got {describe(value)}")
-
-
-def _weight(name: str, value: Any, input: torch.Tensor, tensor_only: bool = False) -> torch.Tensor | None:
-    if tensor_only and value is not None:
-        check_tensor(name, value)
-    return checked_weight(name, value, input)
+    return options.balance, options.balance_max_weight
 
 
 def _prepare_target(target: Any, input: torch.Tensor) -> torch.Tensor:
@@ -171,18 +202,7 @@ def _prepare_target(target: Any, input: torch.Tensor) -> torch.Tensor:
     return target.to(input.dtype)
 
 
-def _prepare_mask(mask: Any, input: torch.Tensor) -> torch.Tensor | None:
-    if mask is None:
-        return None
-    check_tensor("mask", mask)
-    if mask.dtype != torch.bool:
-        raise TypeError(f"mask: expected a bool tensor (True = counted), got dtype {mask.dtype}")
-    check_same_device("mask", mask, input.device)
-    check_broadcastable_to("mask", mask, input.shape)
-    return mask
-
-
-class VoxelWeightedBCE(nn.Module):
+class VoxelWeightedBCE(WeightedLoss):
     r"""Binary cross-entropy whose weights mean what you think they mean.
 
     For every element (sample ``n``, channel ``c``, voxel ``v``) with logit ``x``, probability
@@ -234,6 +254,13 @@ class VoxelWeightedBCE(nn.Module):
 
     pos_weight: torch.Tensor | None
     class_weight: torch.Tensor | None
+    options: BCEOptions
+    make_options = bce_options
+    logits = option("logits", "Whether ``input`` holds logits (validated when assigned).")
+    reduction = option("reduction", "The reduction (validated when assigned).")
+    fused = option("fused", "Whether the loss runs in compiled kernels.")
+    balance = option("balance", "In-loss class-balance mode, or None.")
+    balance_max_weight = option("balance_max_weight", "Upper bound of the in-loss balance weights, or None.")
 
     def __init__(
         self,
@@ -247,19 +274,9 @@ class VoxelWeightedBCE(nn.Module):
         balance: str | None = None,
         balance_max_weight: float | None = None,
     ) -> None:
-        super().__init__()
-        _check_flag("logits", logits)
-        _check_flag("fused", fused)
-        check_weight_fn(weight_fn)
-        self.logits = logits
-        self.fused = fused
-        self.balance = None if balance is None else look_up_option("balance", balance, BALANCE_MODES)
-        self.balance_max_weight = (None if balance_max_weight is None
-                                   else check_positive_number("balance_max_weight", balance_max_weight))
-        self.reduction = look_up_option("reduction", reduction, REDUCTIONS)
-        self.weight_fn = weight_fn
-        self.register_buffer("pos_weight", weight_buffer("pos_weight", pos_weight))
-        self.register_buffer("class_weight", weight_buffer("class_weight", class_weight))
+        options = bce_options(logits=logits, reduction=reduction, fused=fused, balance=balance,
+                              balance_max_weight=balance_max_weight)
+        super().__init__(options, weight_fn, pos_weight=pos_weight, class_weight=class_weight)
 
     def forward(
         self,
@@ -271,20 +288,13 @@ class VoxelWeightedBCE(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Compute the loss; see the class docstring. ``weight`` may change on every call."""
-        weight = weight_or_fn(weight, self.weight_fn, target)
-        return voxel_weighted_bce(
-            input, target, weight, pos_weight=self.pos_weight, class_weight=self.class_weight,
-            sample_weight=sample_weight, mask=mask, logits=self.logits, reduction=self.reduction, fused=self.fused,
-            balance=self.balance, balance_max_weight=self.balance_max_weight,
-        )
+        return weighted_bce(input, target, self.voxel_map(weight, target), self.options, pos_weight=self.pos_weight,
+                            class_weight=self.class_weight, sample_weight=sample_weight, mask=mask)
 
     def extra_repr(self) -> str:
         """Configuration shown by ``repr``."""
-        parts = [f"logits={self.logits}", f"reduction={self.reduction!r}"] + (["fused=True"] if self.fused else [])
-        if self.balance is not None:
-            parts.append(f"balance={self.balance!r}")
-        parts += [f"{n}={list(b.shape)}" for n, b in (("pos_weight", self.pos_weight),
-                                                       ("class_weight", self.class_weight)) if b is not None]
-        if self.weight_fn is not None:
-            parts.append(f"weight_fn={getattr(self.weight_fn, '__name__', type(self.weight_fn).__name__)}")
-        return ", ".join(parts)
+        o = self.options
+        parts = [f"logits={o.logits}", f"reduction={o.reduction!r}"] + (["fused=True"] if o.fused else [])
+        if o.balance is not None:
+            parts.append(f"balance={o.balance!r}")
+        return ", ".join(parts + self.weights_repr())

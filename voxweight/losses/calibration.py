@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from voxweight.checks import check_float_tensor, check_range, describe
-from voxweight.losses.align import WeightLike, align_channel, as_weight_tensor
+from voxweight._validate import as_weight_tensor, check_float_tensor, describe
+from voxweight.checks import check_range
+from voxweight.losses.align import WeightLike, align_channel
 
 __all__ = ["debias_logits"]
 

@@ -3,35 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from voxweight.checks import (
-    check_all,
+from voxweight._validate import (
     check_broadcastable_to,
     check_float_tensor,
-    check_range,
     check_same_device,
     check_tensor,
     describe,
     look_up_option,
 )
-from voxweight.losses.align import (
-    WeightLike,
-    align_batch,
-    check_weight_fn,
-    checked_weight,
-    multiply,
-    weight_buffer,
-    weight_or_fn,
-)
-from voxweight.losses.bce import REDUCTIONS
-from voxweight.losses.reduce import reduce_losses
+from voxweight.checks import check_all, check_range
+from voxweight.losses.align import WeightLike, align_batch, check_mask, checked_weight, multiply
+from voxweight.losses.base import WeightedLoss, option
+from voxweight.losses.reduce import REDUCTIONS, reduce_losses
 
-__all__ = ["VoxelWeightedCE", "voxel_weighted_ce"]
+__all__ = ["CEOptions", "VoxelWeightedCE", "ce_options", "voxel_weighted_ce", "weighted_ce"]
+
+
+class CEOptions(NamedTuple):
+    """The validated options of the cross-entropy (see :func:`ce_options`)."""
+
+    ignore_index: int | None
+    label_smoothing: float
+    reduction: str
+
+
+def ce_options(*, ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: str = "mean"
+               ) -> CEOptions:
+    """Validate the cross-entropy's options once (a module does it when built); see :func:`voxel_weighted_ce`.
+
+    Raises:
+        TypeError: for a non-int ``ignore_index`` or a non-numeric ``label_smoothing``.
+        ValueError: for an unknown ``reduction`` or ``label_smoothing`` outside [0, 1].
+
+    Example:
+        >>> ce_options(ignore_index=255)
+        CEOptions(ignore_index=255, label_smoothing=0.0, reduction='mean')
+    """
+    reduction = look_up_option("reduction", reduction, REDUCTIONS)
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"ignore_index: expected an int or None, got {describe(ignore_index)}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, int | float):
+        raise TypeError(f"label_smoothing: expected a number in [0, 1], got {describe(label_smoothing)}")
+    if not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
+    return CEOptions(ignore_index, float(label_smoothing), reduction)
 
 
 def voxel_weighted_ce(
@@ -81,47 +101,48 @@ def voxel_weighted_ce(
         >>> voxel_weighted_ce(x, y, class_weight=[1.0, 1.0, 2.0], reduction="weighted_mean")
         tensor(1.0986)
     """
-    reduction = look_up_option("reduction", reduction, REDUCTIONS)
+    options = ce_options(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
+    return weighted_ce(input, target, weight, options, class_weight=class_weight, sample_weight=sample_weight,
+                       mask=mask)
+
+
+def weighted_ce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, options: CEOptions, *,
+                class_weight: WeightLike | None = None, sample_weight: WeightLike | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`voxel_weighted_ce` with options validated beforehand (:func:`ce_options`); tensors checked here.
+
+    Shape:
+        - as for :func:`voxel_weighted_ce`.
+
+    Example:
+        >>> weighted_ce(torch.zeros(1, 2, 3), torch.tensor([[0, 1, 1]]), None, ce_options(reduction="sum"))
+        tensor(2.0794)
+    """
     input = check_float_tensor("input", input)
     if input.ndim < 2:
         raise ValueError(f"input: expected logits of shape [N, C, *spatial], got {list(input.shape)}")
     voxel_shape = (input.shape[0], *input.shape[2:])
-    smoothing = _check_smoothing(label_smoothing)
+    ignore_index = options.ignore_index
     a = _class_weight(class_weight, input)
     target, is_index = _prepare_target(target, input, ignore_index)
     w = multiply(_voxel_map("weight", weight, input, voxel_shape),
-                 align_batch("sample_weight", _weight("sample_weight", sample_weight, input), voxel_shape))
-    m = _voxel_mask(mask, input, voxel_shape)
+                 align_batch("sample_weight", checked_weight("sample_weight", sample_weight, input), voxel_shape))
+    m = check_mask(mask, input)
+    if m is not None:
+        m = _drop_channel("mask", m, input, voxel_shape)
     if is_index and ignore_index is not None:
         kept = target != ignore_index
         m = kept if m is None else m & kept
-    losses = F.cross_entropy(input, target, weight=a, reduction="none", label_smoothing=smoothing,
+    losses = F.cross_entropy(input, target, weight=a, reduction="none", label_smoothing=options.label_smoothing,
                              ignore_index=ignore_index if ignore_index is not None else -100)
     if w is not None:
         losses = losses * w
-    return reduce_losses(losses, reduction, m, multiply(w, _voxel_class_weight(a, target, is_index)),
+    return reduce_losses(losses, options.reduction, m, multiply(w, _voxel_class_weight(a, target, is_index)),
                          torch.Size(voxel_shape))
 
 
-def _check_ignore_index(value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise TypeError(f"ignore_index: expected an int or None, got {describe(value)}")
-
-
-def _check_smoothing(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"label_smoothing: expected a number in [0, 1], got {describe(value)}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _weight(name: str, value: Any, input: torch.Tensor) -> torch.Tensor | None:
-    return checked_weight(name, value, input)
-
-
 def _class_weight(value: Any, input: torch.Tensor) -> torch.Tensor | None:
-    a = _weight("class_weight", value, input)
+    a = checked_weight("class_weight", value, input)
     if a is None:
         return None
     channels = input.shape[1]
@@ -147,7 +168,6 @@ def _prepare_target(target: Any, input: torch.Tensor, ignore_index: int | None) 
         return target.to(input.dtype), False
     if target.dtype == torch.bool or target.is_complex():
         raise TypeError(f"target: expected integer class indices or float probabilities, got dtype {target.dtype}")
-    _check_ignore_index(ignore_index)
     if target.ndim == input.ndim and target.shape[1] == 1:
         target = target.squeeze(1)
     expected = (input.shape[0], *input.shape[2:])
@@ -166,19 +186,7 @@ def _prepare_target(target: Any, input: torch.Tensor, ignore_index: int | None) 
 def _voxel_map(name: str, value: Any, input: torch.Tensor, voxel_shape: tuple[int, ...]) -> torch.Tensor | None:
     if value is None:
         return None
-    check_tensor(name, value)
-    w = _weight(name, value, input)
-    return _drop_channel(name, w, input, voxel_shape)
-
-
-def _voxel_mask(mask: Any, input: torch.Tensor, voxel_shape: tuple[int, ...]) -> torch.Tensor | None:
-    if mask is None:
-        return None
-    check_tensor("mask", mask)
-    if mask.dtype != torch.bool:
-        raise TypeError(f"mask: expected a bool tensor (True = counted), got dtype {mask.dtype}")
-    check_same_device("mask", mask, input.device)
-    return _drop_channel("mask", mask, input, voxel_shape)
+    return _drop_channel(name, checked_weight(name, value, input, tensor_only=True), input, voxel_shape)
 
 
 def _drop_channel(name: str, x: torch.Tensor, input: torch.Tensor, voxel_shape: tuple[int, ...]) -> torch.Tensor:
@@ -198,7 +206,7 @@ def _voxel_class_weight(a: torch.Tensor | None, target: torch.Tensor, is_index: 
     return (target * a.reshape([1, -1] + [1] * (target.ndim - 2))).sum(dim=1)
 
 
-class VoxelWeightedCE(nn.Module):
+class VoxelWeightedCE(WeightedLoss):
     r"""Cross-entropy for single-label multi-class segmentation, with weights that mean what you think.
 
     For a voxel ``v`` of sample ``n`` with logits ``x`` and target class ``y`` (or probabilities ``p``):
@@ -242,6 +250,11 @@ class VoxelWeightedCE(nn.Module):
     """
 
     class_weight: torch.Tensor | None
+    options: CEOptions
+    make_options = ce_options
+    ignore_index = option("ignore_index", "Class index whose voxels are not counted, or None.")
+    label_smoothing = option("label_smoothing", "Label smoothing in [0, 1] (validated when assigned).")
+    reduction = option("reduction", "The reduction (validated when assigned).")
 
     def __init__(
         self,
@@ -252,29 +265,19 @@ class VoxelWeightedCE(nn.Module):
         reduction: str = "mean",
         weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        super().__init__()
-        check_weight_fn(weight_fn)
-        _check_ignore_index(ignore_index)
-        self.ignore_index = ignore_index
-        self.label_smoothing = _check_smoothing(label_smoothing)
-        self.reduction = look_up_option("reduction", reduction, REDUCTIONS)
-        self.weight_fn = weight_fn
-        self.register_buffer("class_weight", weight_buffer("class_weight", class_weight))
+        options = ce_options(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
+        super().__init__(options, weight_fn, class_weight=class_weight)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
                 sample_weight: WeightLike | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Compute the loss; see the class docstring. ``weight`` may change on every call."""
-        weight = weight_or_fn(weight, self.weight_fn, target)
-        return voxel_weighted_ce(
-            input, target, weight, class_weight=self.class_weight, sample_weight=sample_weight, mask=mask,
-            ignore_index=self.ignore_index, label_smoothing=self.label_smoothing, reduction=self.reduction,
-        )
+        return weighted_ce(input, target, self.voxel_map(weight, target), self.options, class_weight=self.class_weight,
+                           sample_weight=sample_weight, mask=mask)
 
     def extra_repr(self) -> str:
         """Configuration shown by ``repr``."""
-        parts = [f"reduction={self.reduction!r}", f"label_smoothing={self.label_smoothing}"]
-        if self.ignore_index is not None:
-            parts.append(f"ignore_index={self.ignore_index}")
-        if self.class_weight is not None:
-            parts.append(f"class_weight={list(self.class_weight.shape)}")
-        return ", ".join(parts)
+        o = self.options
+        parts = [f"reduction={o.reduction!r}", f"label_smoothing={o.label_smoothing}"]
+        if o.ignore_index is not None:
+            parts.append(f"ignore_index={o.ignore_index}")
+        return ", ".join(parts + self.weights_repr())

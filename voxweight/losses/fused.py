@@ -12,6 +12,9 @@ The tensors of deferred value checks (:func:`voxweight.checks.deferred_value_che
 extremes computed in the same kernel, which reads them anyway; they are judged when it returns. Where
 compiling is unavailable the eager path runs, after one warning (an input that the eager path rejects
 as well gets the eager path's error, and compiling stays on). Nothing here validates.
+
+Module state, on purpose: the compile cache (the two compiled functions, built on first use and kept for
+the process) and whether compiling failed (so that it warns once and is not retried on every call).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import torch
 
 from voxweight.checks import RangeCheck, judge_range_checks, range_extremes
 from voxweight.losses.eager import compute_bce
+
+__all__ = ["compile_failed", "fused_bce"]
 
 Extremes = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -57,6 +62,16 @@ def fused_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,
     loss, extremes = result
     judge_range_checks(checks, extremes)
     return loss
+
+
+def compile_failed() -> bool:
+    """Whether ``fused=True`` has fallen back to the eager path for good in this process (compiling failed).
+
+    Example:
+        >>> isinstance(compile_failed(), bool)
+        True
+    """
+    return _compile_failed
 
 
 def _give_up(grad_error: str | None, compile_error: str | None) -> None:

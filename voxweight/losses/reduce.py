@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["REDUCTIONS", "reduce_losses"]
+
+REDUCTIONS = ("mean", "sum", "none", "weighted_mean")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -13,7 +16,18 @@ def reduce_losses(losses: torch.Tensor, reduction: str, mask: torch.Tensor | Non
 
     ``"mean"`` divides by the number of counted elements, ``"weighted_mean"`` by the sum of ``weight``
     over them (by the count when ``weight`` is None). ``mask`` (broadcastable to ``shape``) marks the
-    counted elements; masked losses become 0.
+    counted elements; masked losses become 0. An empty selection reduces to 0, never NaN.
+
+    Formula: ``"mean"``: ``sum(l) / #counted``; ``"weighted_mean"``: ``sum(l) / sum(w over counted)``.
+
+    Shape:
+        - losses: any shape ``S``; mask, weight: broadcastable to ``shape`` (= ``S``); output: scalar, or
+          ``S`` for ``"none"``.
+
+    Example:
+        >>> losses = torch.tensor([3.0, 1.0])  # already weighted: w * plain loss, with w = [3, 1]
+        >>> reduce_losses(losses, "weighted_mean", None, torch.tensor([3.0, 1.0]), torch.Size([2]))
+        tensor(1.)
     """
     if mask is not None:
         losses = torch.where(mask, losses, losses.new_zeros(()))

@@ -1,17 +1,30 @@
 """Weight maps from label volumes, numpy or torch, no MONAI: class balance, boundary emphasis, distances.
 
 Every map takes a label ``[..., *spatial]`` (the last ``spatial_dims`` axes are spatial) and returns a
-float32 map of its shape and type. :mod:`voxweight.transforms` wraps these functions for MONAI.
+float32 map of its shape and type. :mod:`~voxweight.maps.balance` rebalances classes,
+:mod:`~voxweight.maps.boundary` emphasises borders (bonuses in :mod:`~voxweight.maps.bonus`),
+:mod:`~voxweight.maps.distance` measures distances in physical units, :mod:`~voxweight.maps.labels`
+checks and converts labels. :mod:`voxweight.transforms` wraps these functions for MONAI.
 """
 
-from voxweight.maps.boundary import BOUNDARY_MODES, boundary_weights, class_balance_weights
+from voxweight.maps.balance import (
+    BALANCE_MODES,
+    MULTICLASS_BALANCE_MODES,
+    balance_factors,
+    balance_map,
+    class_balance_weights,
+    multiclass_balance_weights,
+)
+from voxweight.maps.boundary import BOUNDARY_MODES, boundary_weights
 from voxweight.maps.distance import DISTANCE_BACKENDS, distance_to_foreground, distance_to_interface, signed_distance
-from voxweight.maps.multiclass import MULTICLASS_BALANCE_MODES, multiclass_balance_weights
 
 __all__ = [
+    "BALANCE_MODES",
     "BOUNDARY_MODES",
     "DISTANCE_BACKENDS",
     "MULTICLASS_BALANCE_MODES",
+    "balance_factors",
+    "balance_map",
     "boundary_weights",
     "class_balance_weights",
     "distance_to_foreground",

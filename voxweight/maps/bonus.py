@@ -14,7 +14,7 @@ import math
 import numpy as np
 import scipy.ndimage as ndi
 
-from voxweight.maps.distance import _distance_inside, _distance_to_other_value
+from voxweight.maps.distance import distance_inside, distance_to_other_value
 
 MARGIN_SIGMAS = 4.0
 
@@ -52,7 +52,8 @@ def objects_from_classes(classes: np.ndarray) -> np.ndarray:
     return objects
 
 
-def unet_bonus(objects: np.ndarray, w0: float, sigma: float, spacing: tuple[float, ...], backend: str) -> np.ndarray:
+def unet_bonus(objects: np.ndarray, w0: float, sigma: float, spacing: tuple[float, ...], backend: str,
+               threads: int = 1) -> np.ndarray:
     """``w0 exp(-(d1 + d2)^2 / (2 sigma^2))`` on the background (``objects == 0``), 0 on objects.
 
     ``d1``, ``d2``: distances to the nearest and second-nearest object, kept with a running
@@ -67,7 +68,7 @@ def unet_bonus(objects: np.ndarray, w0: float, sigma: float, spacing: tuple[floa
     d2 = np.full(objects.shape, np.inf, dtype=np.float32)
     for k, box in present:
         crop = _dilate(box, margin, objects.shape)
-        dk = _distance_inside(objects[crop] != k, spacing, backend)
+        dk = distance_inside(objects[crop] != k, spacing, backend, threads)
         v1, v2 = d1[crop], d2[crop]  # views: updated in place
         np.minimum(v2, np.maximum(v1, dk), out=v2)
         np.minimum(v1, dk, out=v1)
@@ -80,7 +81,8 @@ def unet_bonus(objects: np.ndarray, w0: float, sigma: float, spacing: tuple[floa
     return bonus
 
 
-def distance_bonus(fg: np.ndarray, w0: float, sigma: float, spacing: tuple[float, ...], backend: str) -> np.ndarray:
+def distance_bonus(fg: np.ndarray, w0: float, sigma: float, spacing: tuple[float, ...], backend: str,
+                   threads: int = 1) -> np.ndarray:
     """``w0 exp(-d^2 / (2 sigma^2))`` everywhere, ``d`` the distance to the nearest voxel of another value.
 
     ``fg`` is a bool mask (``d`` is then the two-sided distance to the interface) or non-negative class
@@ -94,7 +96,7 @@ def distance_bonus(fg: np.ndarray, w0: float, sigma: float, spacing: tuple[float
         return bonus
     (box,) = ndi.find_objects((fg != 0).view(np.uint8))
     crop = _dilate(box, _margin(sigma, spacing), fg.shape)
-    d = _distance_to_other_value(np.ascontiguousarray(fg[crop]), spacing, backend)
+    d = distance_to_other_value(np.ascontiguousarray(fg[crop]), spacing, backend, threads)
     bonus[crop] = w0 * np.exp(d * d * np.float32(-0.5 / sigma**2))
     return bonus
 

@@ -13,18 +13,17 @@ Every axis of ``mask`` is spatial; distances are in the units of ``spacing`` (vo
 When the voxels to measure to do not exist (no foreground, or no interface), distances are ``inf``,
 as in ``edt``: callers decide what that means (the weight maps turn it into a bonus of 0).
 
-Threads (:func:`_edt_threads`, ``voxweight bench --threads``): ``edt`` gets them as ``parallel=``; on
+Threads (``threads=``, ``voxweight bench --threads``): ``edt`` gets them as ``parallel=``; on
 ``"scipy"``, whose EDT releases the GIL, a two-sided map (:func:`distance_to_interface`,
 :func:`signed_distance`) computes its two sides in two threads when more than one is allowed and the
-mask has at least ``_SCIPY_THREADED_MIN_VOXELS`` voxels (below that, starting a thread costs more than it
+mask has at least ``SCIPY_THREADED_MIN_VOXELS`` voxels (below that, starting a thread costs more than it
 saves). Each side is the same scipy call either way, so the maps are identical bit for bit; the two
 sides' scipy work arrays (about 60 bytes per voxel each) are then alive at the same time.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,25 +31,34 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-from voxweight.checks import check_spacing, describe, look_up_option
+from voxweight._validate import check_positive_int, check_spacing, describe, look_up_option
 
 try:  # optional at run time: scipy is the fallback
     import edt as _edt
 except ImportError:  # pragma: no cover - edt is a declared dependency
     _edt = None
 
-__all__ = ["DISTANCE_BACKENDS", "distance_to_foreground", "distance_to_interface", "signed_distance"]
+__all__ = [
+    "DISTANCE_BACKENDS",
+    "SCIPY_THREADED_MIN_VOXELS",
+    "distance_both_sides",
+    "distance_inside",
+    "distance_to_foreground",
+    "distance_to_interface",
+    "distance_to_other_value",
+    "resolve_backend",
+    "signed_distance",
+]
 
 DISTANCE_BACKENDS = ("auto", "edt", "scipy")
 
 Spacing = float | Sequence[float] | None
 
-_edt_parallel = 1  # threads for each distance call (edt's parallel=, scipy's two sides); set by _edt_threads
-_SCIPY_THREADED_MIN_VOXELS = 16**3  # smaller masks: thread start-up (~0.1 ms) >= one side's scipy EDT
+SCIPY_THREADED_MIN_VOXELS = 16**3  # smaller masks: thread start-up (~0.1 ms) >= one side's scipy EDT
 
 
-def distance_to_foreground(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None,
-                           backend: str = "auto") -> np.ndarray:
+def distance_to_foreground(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto",
+                           threads: int = 1) -> np.ndarray:
     """Distance from every voxel to the nearest foreground voxel (``mask != 0``).
 
     ``d(x) = min over foreground y of ||(x - y) * spacing||``: 0 on the foreground, the distance between
@@ -61,13 +69,15 @@ def distance_to_foreground(mask: np.ndarray | torch.Tensor, *, spacing: Spacing 
         mask: binary mask (bool, integer or float; non-zero is foreground). Every axis is spatial.
         spacing: voxel size per axis (``mask.ndim`` numbers, or one for all); None means 1.
         backend: ``"auto"``, ``"edt"`` or ``"scipy"`` (see the module docstring).
+        threads: threads for the computation (``edt``'s ``parallel=``; see the module docstring).
 
     Returns:
         float32 ndarray of ``mask``'s shape (a tensor is read on the CPU; the result is always numpy).
 
     Raises:
         TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype.
-        ValueError: for a 0-d mask, bad ``spacing``, an unknown ``backend``, or ``"edt"`` on more than 3 dims.
+        ValueError: for a 0-d mask, bad ``spacing``, an unknown ``backend``, ``"edt"`` on more than 3 dims, or
+            ``threads < 1``.
 
     Shape:
         - mask: ``[*spatial]`` (1 or more dims); output: the same.
@@ -76,12 +86,12 @@ def distance_to_foreground(mask: np.ndarray | torch.Tensor, *, spacing: Spacing 
         >>> distance_to_foreground(np.array([0, 0, 1, 0]), spacing=2.0)
         array([4., 2., 0., 2.], dtype=float32)
     """
-    fg, spacing, backend = _prepare(mask, spacing, backend)
-    return _distance_inside(~fg, spacing, backend)
+    fg, spacing, backend, threads = _prepare(mask, spacing, backend, threads)
+    return distance_inside(~fg, spacing, backend, threads)
 
 
-def distance_to_interface(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None,
-                          backend: str = "auto") -> np.ndarray:
+def distance_to_interface(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto",
+                          threads: int = 1) -> np.ndarray:
     """Two-sided distance to the foreground/background interface, ``>= 0`` on both sides.
 
     A background voxel gets its distance to the nearest foreground voxel, a foreground voxel its
@@ -93,13 +103,14 @@ def distance_to_interface(mask: np.ndarray | torch.Tensor, *, spacing: Spacing =
         mask: binary mask (non-zero is foreground); every axis is spatial.
         spacing: voxel size per axis (or one number); None means 1.
         backend: ``"auto"``, ``"edt"`` or ``"scipy"``.
+        threads: threads for the computation (1 or more; see the module docstring).
 
     Returns:
         float32 ndarray of ``mask``'s shape.
 
     Raises:
         TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype.
-        ValueError: for a 0-d mask, bad ``spacing`` or ``backend``.
+        ValueError: for a 0-d mask, bad ``spacing``, ``backend`` or ``threads``.
 
     Shape:
         - mask: ``[*spatial]``; output: the same.
@@ -108,11 +119,12 @@ def distance_to_interface(mask: np.ndarray | torch.Tensor, *, spacing: Spacing =
         >>> distance_to_interface(np.array([0, 0, 1, 1, 1]))
         array([2., 1., 1., 2., 3.], dtype=float32)
     """
-    fg, spacing, backend = _prepare(mask, spacing, backend)
-    return _distance_both_sides(fg, spacing, backend)
+    fg, spacing, backend, threads = _prepare(mask, spacing, backend, threads)
+    return distance_both_sides(fg, spacing, backend, threads)
 
 
-def signed_distance(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto") -> np.ndarray:
+def signed_distance(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto",
+                    threads: int = 1) -> np.ndarray:
     """Signed distance to the interface: positive outside the foreground, negative inside.
 
     ``s = distance_to_interface(mask)`` on the background and ``-distance_to_interface(mask)`` on the
@@ -123,13 +135,14 @@ def signed_distance(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None,
         mask: binary mask (non-zero is foreground); every axis is spatial.
         spacing: voxel size per axis (or one number); None means 1.
         backend: ``"auto"``, ``"edt"`` or ``"scipy"``.
+        threads: threads for the computation (1 or more; see the module docstring).
 
     Returns:
         float32 ndarray of ``mask``'s shape.
 
     Raises:
         TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype.
-        ValueError: for a 0-d mask, bad ``spacing`` or ``backend``.
+        ValueError: for a 0-d mask, bad ``spacing``, ``backend`` or ``threads``.
 
     Shape:
         - mask: ``[*spatial]``; output: the same.
@@ -138,14 +151,14 @@ def signed_distance(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None,
         >>> signed_distance(np.array([0, 1, 1, 1, 0]), spacing=0.5)
         array([ 0.5, -0.5, -1. , -0.5,  0.5], dtype=float32)
     """
-    fg, spacing, backend = _prepare(mask, spacing, backend)
-    d = _distance_both_sides(fg, spacing, backend)
+    fg, spacing, backend, threads = _prepare(mask, spacing, backend, threads)
+    d = distance_both_sides(fg, spacing, backend, threads)
     np.negative(d, out=d, where=fg)
     return d
 
 
-def _prepare(mask: Any, spacing: Any, backend: Any) -> tuple[np.ndarray, tuple[float, ...], str]:
-    """Validate; return the foreground as a C-contiguous bool ndarray, the spacing and the backend."""
+def _prepare(mask: Any, spacing: Any, backend: Any, threads: Any) -> tuple[np.ndarray, tuple[float, ...], str, int]:
+    """Validate; return the foreground as a C-contiguous bool ndarray, the spacing, backend and threads."""
     if isinstance(mask, torch.Tensor):
         if mask.is_complex():
             raise TypeError(f"mask: expected a bool, integer or floating-point tensor, got dtype {mask.dtype}")
@@ -159,11 +172,20 @@ def _prepare(mask: Any, spacing: Any, backend: Any) -> tuple[np.ndarray, tuple[f
     if fg.ndim == 0:
         raise ValueError("mask: expected at least one (spatial) dim, got a 0-d array")
     spacing = check_spacing("spacing", spacing, fg.ndim)
-    return np.ascontiguousarray(fg), spacing, _resolve_backend(backend, fg.ndim)
+    threads = check_positive_int("threads", threads)
+    return np.ascontiguousarray(fg), spacing, resolve_backend(backend, fg.ndim), threads
 
 
-def _resolve_backend(backend: Any, ndim: int) -> str:
-    """``"edt"`` or ``"scipy"`` for ``backend`` (``"auto"``, ``"edt"``, ``"scipy"``) and ``ndim`` dims."""
+def resolve_backend(backend: Any, ndim: int) -> str:
+    """``"edt"`` or ``"scipy"`` for ``backend`` (``"auto"``, ``"edt"``, ``"scipy"``) and ``ndim`` dims.
+
+    Raises:
+        ValueError: for an unknown backend, or ``"edt"`` where it cannot run (not installed, > 3 dims).
+
+    Example:
+        >>> resolve_backend("scipy", 4)
+        'scipy'
+    """
     backend = look_up_option("backend", backend, DISTANCE_BACKENDS)
     if backend == "auto":
         return "edt" if _edt is not None and 1 <= ndim <= 3 else "scipy"
@@ -175,78 +197,89 @@ def _resolve_backend(backend: Any, ndim: int) -> str:
     return backend
 
 
-def _distance_inside(region: np.ndarray, spacing: tuple[float, ...], backend: str) -> np.ndarray:
-    """Distance from each True voxel of ``region`` to the nearest False voxel (0 on False; inf if none)."""
+def distance_inside(region: np.ndarray, spacing: tuple[float, ...], backend: str, threads: int = 1) -> np.ndarray:
+    """Distance from each True voxel of ``region`` to the nearest False voxel (0 on False; inf if none).
+
+    ``spacing`` and ``backend`` as validated by the public functions (a tuple per axis, ``"edt"`` or
+    ``"scipy"``); ``threads`` goes to ``edt`` (scipy's EDT is single-threaded).
+
+    Shape:
+        - region: ``[*spatial]`` bool; output: the same, float32.
+
+    Example:
+        >>> distance_inside(np.array([True, True, False]), (1.0,), "scipy")
+        array([2., 1., 0.], dtype=float32)
+    """
     if region.size == 0 or region.all():
         return np.full(region.shape, np.inf, dtype=np.float32)
     if backend == "edt":
-        return _edt_call(np.ascontiguousarray(region).view(np.uint8), spacing)
+        return _edt_call(np.ascontiguousarray(region).view(np.uint8), spacing, threads)
     return ndi.distance_transform_edt(region, sampling=spacing).astype(np.float32, copy=False)
 
 
-def _distance_both_sides(fg: np.ndarray, spacing: tuple[float, ...], backend: str) -> np.ndarray:
-    """Foreground voxels: distance to the nearest background voxel; background: to the nearest foreground."""
+def distance_both_sides(fg: np.ndarray, spacing: tuple[float, ...], backend: str, threads: int = 1) -> np.ndarray:
+    """Foreground voxels: distance to the nearest background voxel; background: to the nearest foreground.
+
+    Arguments as for :func:`distance_inside`; no interface (empty or full ``fg``) gives ``inf``.
+
+    Shape:
+        - fg: ``[*spatial]`` bool; output: the same, float32.
+    """
     if fg.size == 0 or fg.all() or not fg.any():
         return np.full(fg.shape, np.inf, dtype=np.float32)
     if backend == "edt":  # one multi-label call: labels 1 and 2 each measure to the other
-        return _edt_call(np.ascontiguousarray(fg).view(np.uint8) + np.uint8(1), spacing)
-    inside, outside = _scipy_both_sides(fg, spacing)
+        return _edt_call(np.ascontiguousarray(fg).view(np.uint8) + np.uint8(1), spacing, threads)
+    inside, outside = _scipy_both_sides(fg, spacing, threads)
     return np.where(fg, inside, outside)
 
 
-def _scipy_both_sides(fg: np.ndarray, spacing: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _scipy_both_sides(fg: np.ndarray, spacing: tuple[float, ...], threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Distances (scipy) inside ``fg`` (to the background) and inside ``~fg`` (to the foreground).
 
-    With more than one thread allowed (:func:`_edt_threads`) and a mask of at least
-    ``_SCIPY_THREADED_MIN_VOXELS`` voxels, the background side runs in a worker thread while this thread
+    With more than one thread allowed (``threads``) and a mask of at least
+    ``SCIPY_THREADED_MIN_VOXELS`` voxels, the background side runs in a worker thread while this thread
     computes the foreground side (scipy's EDT releases the GIL); otherwise one after the other. Both
     paths make the same calls, so the results are identical.
     """
     background = ~fg
-    if _edt_parallel <= 1 or fg.size < _SCIPY_THREADED_MIN_VOXELS:
-        return _distance_inside(fg, spacing, "scipy"), _distance_inside(background, spacing, "scipy")
+    if threads <= 1 or fg.size < SCIPY_THREADED_MIN_VOXELS:
+        return distance_inside(fg, spacing, "scipy"), distance_inside(background, spacing, "scipy")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxweight-edt") as pool:
-        outside = pool.submit(_distance_inside, background, spacing, "scipy")
-        inside = _distance_inside(fg, spacing, "scipy")
+        outside = pool.submit(distance_inside, background, spacing, "scipy")
+        inside = distance_inside(fg, spacing, "scipy")
         return inside, outside.result()
 
 
-def _distance_to_other_value(values: np.ndarray, spacing: tuple[float, ...], backend: str) -> np.ndarray:
+def distance_to_other_value(values: np.ndarray, spacing: tuple[float, ...], backend: str, threads: int = 1
+                            ) -> np.ndarray:
     """Each voxel's distance to the nearest voxel holding a different value (non-negative ints or bools).
 
-    For a bool array this is :func:`_distance_both_sides`; all values equal (no interface) gives ``inf``.
+    For a bool array this is :func:`distance_both_sides`; all values equal (no interface) gives ``inf``.
+    Arguments as for :func:`distance_inside`.
+
+    Shape:
+        - values: ``[*spatial]`` integer or bool; output: the same, float32.
+
+    Example:
+        >>> distance_to_other_value(np.array([1, 1, 2, 0]), (1.0,), "scipy")
+        array([2., 1., 1., 1.], dtype=float32)
     """
     if values.dtype == bool:
-        return _distance_both_sides(values, spacing, backend)
+        return distance_both_sides(values, spacing, backend, threads)
     if values.size == 0 or bool((values == values.flat[0]).all()):
         return np.full(values.shape, np.inf, dtype=np.float32)
     if backend == "edt":  # one multi-label call: each value measures to every other (0 shifted to 1)
         dtype = np.min_scalar_type(int(values.max()) + 1)
-        return _edt_call(np.ascontiguousarray(values, dtype=dtype) + dtype.type(1), spacing)
+        return _edt_call(np.ascontiguousarray(values, dtype=dtype) + dtype.type(1), spacing, threads)
     out = np.empty(values.shape, dtype=np.float32)
     for value in np.unique(values):
         region = values == value
-        out[region] = _distance_inside(region, spacing, backend)[region]
+        out[region] = distance_inside(region, spacing, backend, threads)[region]
     return out
 
 
-def _edt_call(labels: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+def _edt_call(labels: np.ndarray, spacing: tuple[float, ...], threads: int) -> np.ndarray:
     """``edt.edt`` on a C-contiguous unsigned-integer label array (anisotropy in array-axis order)."""
     anisotropy = spacing[0] if labels.ndim == 1 else spacing
-    out = _edt.edt(labels, anisotropy=anisotropy, black_border=False, parallel=_edt_parallel)
+    out = _edt.edt(labels, anisotropy=anisotropy, black_border=False, parallel=threads)
     return np.asarray(out, dtype=np.float32).reshape(labels.shape)
-
-
-@contextlib.contextmanager
-def _edt_threads(threads: int) -> Iterator[None]:
-    """Run distance calls with ``threads`` threads inside the block (restored on exit).
-
-    ``edt`` gets ``parallel=threads``; on scipy, two-sided maps run their two sides concurrently when
-    ``threads > 1`` (scipy has no finer parallelism, so more threads than 2 change nothing there).
-    """
-    global _edt_parallel
-    previous, _edt_parallel = _edt_parallel, int(threads)
-    try:
-        yield
-    finally:
-        _edt_parallel = previous

@@ -2,80 +2,27 @@ r"""Streaming label statistics -> ``pos_weight`` and class weights (pure numpy/t
 
 :class:`LabelStats` counts, per class, the positive voxels and the images that contain the class, one
 batch or one label map at a time, so a dataset far larger than memory is summarised exactly; counts from
-workers, files or ranks merge by addition. :func:`pos_weight_from_counts` turns counts into the
-``pos_weight`` of ``BCEWithLogitsLoss`` / :func:`voxweight.voxel_weighted_bce`.
+workers, files or ranks merge by addition (:mod:`~voxweight.stats.distributed` across ranks).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from voxweight.checks import check_range, describe, look_up_option
+from voxweight._validate import check_positive_int, describe, look_up_option
+from voxweight.checks import check_range
 from voxweight.stats import weights as cw
 from voxweight.stats.counting import as_target_tensor, count_labels, count_on_device
-from voxweight.stats.serialise import check_num_classes, dist_all_reduce, stats_from_dict, stats_to_dict
+from voxweight.stats.distributed import all_reduce_counts
+from voxweight.stats.serialise import counts_from_json, counts_to_json
 
-__all__ = ["LabelStats", "pos_weight_from_counts"]
+__all__ = ["LEVELS", "LabelStats"]
 
 LEVELS = ("voxel", "image")
-
-
-def pos_weight_from_counts(positives: Any, total: Any, *, max_weight: float | None = None,
-                           absent: str = "raise") -> torch.Tensor:
-    r"""``pos_weight`` per class: negatives / positives, ready for :func:`voxweight.voxel_weighted_bce`.
-
-    .. math::
-
-        p_c = \frac{T_c - P_c}{P_c}
-
-    with ``P_c`` the positives of class ``c`` and ``T_c`` the total (voxels or images). The loss then acts
-    as if each class had as many positives as negatives (PyTorch's ``BCEWithLogitsLoss`` recipe).
-
-    Degenerate cases: a class with no positives has no defined weight. By default that raises; with
-    ``max_weight`` it gets ``max_weight`` (every weight is also clipped there); with ``absent="skip"`` it
-    gets 1, the neutral weight: its targets are all 0 in these counts, so ``pos_weight`` changes nothing
-    for it, and 1 (rather than 0) keeps its positives counted if they appear later. A class that is
-    positive everywhere gets 0: there are no negatives to balance.
-
-    Args:
-        positives: positives per class (numbers >= 0; fractional for soft targets).
-        total: the total it was counted over: a number, or one per class.
-        max_weight: optional cap (> 0) on every weight, also the weight of an absent class.
-        absent: ``"raise"`` (default) or ``"skip"``: what to do with a class that has no positives.
-
-    Returns:
-        A float32 tensor with one weight per class.
-
-    Raises:
-        TypeError: for non-numeric counts.
-        ValueError: for negative or non-finite counts, ``positives > total``, mismatched lengths, a bad
-            ``max_weight`` or ``absent``, and (``absent="raise"`` without ``max_weight``) a class with no
-            positives, named in the message.
-
-    Shape:
-        - positives: ``[C]`` (or a scalar for one class).
-        - total: scalar or ``[C]``.
-        - output: ``[C]``.
-
-    Example:
-        >>> from voxweight import pos_weight_from_counts
-        >>> pos_weight_from_counts([600, 550, 200, 100], 1000)  # seed 000
-        tensor([0.6667, 0.8182, 4.0000, 9.0000])
-        >>> pos_weight_from_counts(100, 400)  # 100 positives, 300 negatives
-        tensor([3.])
-        >>> pos_weight_from_counts([0, 10], 100, absent="skip")
-        tensor([1., 9.])
-    """
-    absent, max_weight = cw.check_policy(absent, max_weight)
-    pos, tot = cw.counts_and_total(positives, total)
-    weights, missing = cw.pos_weight_array(pos, tot)
-    return cw.apply_policy(weights, missing, absent=absent, max_weight=max_weight, what="pos_weight")
 
 
 class LabelStats:
@@ -93,21 +40,16 @@ class LabelStats:
     ``[1:]`` when the network has no background channel.
 
     Attributes:
-        num_classes: number of classes ``K``.
+        num_classes: number of classes ``K``, the constructor's argument (an int >= 1, else
+            ``TypeError``/``ValueError``).
         positives: ``[K]`` float64, positive voxels per class.
         voxels: total voxels counted (int).
         images: images counted (int).
         images_with: ``[K]`` float64, images containing each class.
         skipped: ``(path, reason)`` for each file :func:`voxweight.scan_labels` could not read.
 
-    Shape:
-        - ``update`` target: ``[N, K, *spatial]`` or ``[N, K]``, values in [0, 1].
-        - ``update_labels`` label map: ``[*spatial]`` or ``[1, *spatial]``, integers in ``[0, K-1]``.
-        - ``pos_weight()`` / ``class_weight()``: ``[K]`` float32.
-
     Example:
-        >>> import numpy as np
-        >>> from voxweight import LabelStats
+        >>> from voxweight.stats import LabelStats
         >>> stats = LabelStats(3)
         >>> stats.update_labels(np.array([[0, 0, 1], [0, 2, 0]]))
         >>> stats.positives, stats.voxels
@@ -121,20 +63,25 @@ class LabelStats:
     """
 
     def __init__(self, num_classes: int) -> None:
-        self.num_classes = check_num_classes("num_classes", num_classes)
+        self.num_classes: int = check_positive_int("num_classes", num_classes, expected="a positive int")
         self.positives = np.zeros(self.num_classes, dtype=np.float64)
         self.images_with = np.zeros(self.num_classes, dtype=np.float64)
-        self.voxels = 0
-        self.images = 0
+        self.voxels = self.images = 0
         self.skipped: list[tuple[str, str]] = []
 
     def update(self, target: torch.Tensor | np.ndarray) -> None:
-        """Count a batch of multi-hot or soft targets ``[N, K, *spatial]`` (or ``[N, K]``).
+        """Count a batch of multi-hot or soft targets (on any device).
+
+        Args:
+            target: one channel per class, values in [0, 1]; each of the ``N`` images counts once.
 
         Raises:
             TypeError: for a non-array or complex target.
             ValueError: for a channel axis other than ``K``, an image without voxels, or values outside
                 [0, 1] (a value check, see :func:`voxweight.set_value_checks`).
+
+        Shape:
+            - target: ``[N, K, *spatial]`` or ``[N, K]``.
         """
         t = as_target_tensor("target", target)
         if t.ndim < 2 or t.shape[1] != self.num_classes:
@@ -151,11 +98,17 @@ class LabelStats:
         self.images += t.shape[0]
 
     def update_labels(self, label_map: torch.Tensor | np.ndarray) -> None:
-        """Count one integer label map ``[*spatial]`` or ``[1, *spatial]`` with values in ``[0, K-1]``.
+        """Count one integer label map as one image (a CUDA tensor is counted on its device).
+
+        Args:
+            label_map: class indices in ``[0, K-1]``.
 
         Raises:
             TypeError: for a non-array or a non-integer dtype.
             ValueError: for an empty map or a value outside ``[0, K-1]``.
+
+        Shape:
+            - label_map: ``[*spatial]`` or ``[1, *spatial]``.
         """
         if not isinstance(label_map, torch.Tensor | np.ndarray):
             raise TypeError(f"label_map: expected a numpy array or torch tensor, got {describe(label_map)}")
@@ -166,17 +119,36 @@ class LabelStats:
         else:
             array = label_map.detach().numpy() if isinstance(label_map, torch.Tensor) else label_map
             counts = count_labels(array, self.num_classes, "label_map")
-        self._add_counts(counts)
+        self.add_counts(counts)
 
-    def _add_counts(self, counts: np.ndarray) -> None:
-        """Add one image's label counts (int64 ``[K]``)."""
+    def add_counts(self, counts: np.ndarray) -> None:
+        """Add one image's per-class voxel counts, as counted by :meth:`update_labels` (not validated here).
+
+        Args:
+            counts: int64 voxel counts per class.
+
+        Shape:
+            - counts: ``[K]``.
+
+        Example:
+            >>> stats = LabelStats(3)
+            >>> stats.add_counts(np.array([5, 0, 2]))
+            >>> stats.positives, stats.images_with, stats.voxels, stats.images
+            (array([5., 0., 2.]), array([1., 0., 1.]), 7, 1)
+        """
         self.positives += counts
         self.images_with += counts > 0
         self.voxels += int(counts.sum())
         self.images += 1
 
     def merge(self, other: LabelStats) -> LabelStats:
-        """Add ``other``'s counts (and skipped files) to these, in place; returns ``self``.
+        """Add ``other``'s counts (and skipped files) to these, in place.
+
+        Args:
+            other: counts of the same classes (another worker, file set or shard).
+
+        Returns:
+            ``self``.
 
         Raises:
             TypeError: if ``other`` is not a :class:`LabelStats`.
@@ -194,22 +166,30 @@ class LabelStats:
         return self
 
     def all_reduce(self, group: Any = None) -> LabelStats:
-        """Sum the counts over the ranks of a ``torch.distributed`` group, in place; returns ``self``.
+        """Sum the counts over the ranks of a ``torch.distributed`` group, in place.
 
-        Every rank must call it (a collective) with the same ``num_classes``; afterwards every rank holds
-        the dataset's totals and the skipped files of all ranks. Counts travel as int64/float64 tensors
-        (on the current CUDA device for NCCL, on CPU otherwise).
+        A collective (:func:`~voxweight.stats.distributed.all_reduce_counts`): every rank calls it with the
+        same ``num_classes`` and then holds the dataset's totals and the skipped files of all ranks.
+
+        Args:
+            group: the process group (``None``: the default group).
+
+        Returns:
+            ``self``.
 
         Raises:
             RuntimeError: if no process group is initialised.
             ValueError: on every rank, if ranks disagree on ``num_classes``.
         """
-        dist_all_reduce(self, group)
+        self.voxels, self.images, self.positives, self.images_with, self.skipped = all_reduce_counts(
+            self.num_classes, self.voxels, self.images, self.positives, self.images_with, self.skipped, group)
         return self
 
     def pos_weight(self, level: str = "voxel", *, max_weight: float | None = None,
                    absent: str = "raise") -> torch.Tensor:
-        """Negatives / positives per class at ``level`` (see :func:`pos_weight_from_counts`).
+        r"""Negatives / positives per class at ``level`` (see :func:`voxweight.pos_weight_from_counts`).
+
+        With ``P_c`` the positives of class ``c`` and ``T`` the total: :math:`p_c = (T - P_c) / P_c`.
 
         Args:
             level: ``"voxel"`` (segmentation) or ``"image"`` (images containing the class).
@@ -220,7 +200,7 @@ class LabelStats:
             float32 ``[K]``.
 
         Raises:
-            ValueError: with no data yet, or for an absent class (named) under ``absent="raise"``.
+            ValueError: with no data yet, a bad option, or an absent class (named) under ``absent="raise"``.
         """
         absent, max_weight = cw.check_policy(absent, max_weight)
         positives, total = self._level_counts(level)
@@ -233,16 +213,26 @@ class LabelStats:
 
         With ``n_c`` the count of class ``c``, ``n`` the total (voxels or images) and ``K`` classes:
 
-        * ``"balanced"``: ``n / (K n_c)`` (scikit-learn's ``compute_class_weight("balanced")``).
-        * ``"inverse_frequency"``: ``n / n_c``.
+        * ``"balanced"``: ``n / (K n_c)`` (scikit-learn's ``compute_class_weight("balanced")``);
+          ``"inverse_frequency"``: ``n / n_c``.
         * ``"effective_number"`` (Cui et al., CVPR 2019): ``(1 - beta) / (1 - beta^{n_c})``, normalised
           to sum to ``K``. At voxel level ``beta^{n_c}`` vanishes for millions of voxels and all weights
           tend to 1: use ``level="image"`` or ``beta`` closer to 1 (e.g. ``1 - 1/n``).
 
-        An absent class follows the policy of :meth:`pos_weight` (``"skip"``: weight 1, left out of the
-        effective-number normalisation). ``max_weight`` clips the result.
+        An absent class follows :meth:`pos_weight`'s policy (``"skip"``: weight 1, out of the normalisation).
+
+        Args:
+            mode: ``"balanced"``, ``"inverse_frequency"`` or ``"effective_number"``.
+            beta: the effective-number ``beta``, in [0, 1).
+            level: ``"voxel"`` or ``"image"``.
+            max_weight: optional cap, also the weight of an absent class.
+            absent: ``"raise"`` or ``"skip"`` (weight 1) for an absent class.
+
+        Returns:
+            float32 ``[K]``.
 
         Raises:
+            TypeError: for a non-numeric ``beta`` or ``max_weight``.
             ValueError: with no data yet, for a bad option, or an absent class under ``absent="raise"``.
         """
         mode = look_up_option("mode", mode, cw.CLASS_WEIGHT_MODES)
@@ -253,6 +243,7 @@ class LabelStats:
         return cw.apply_policy(weights, missing, absent=absent, max_weight=max_weight, what="class_weight")
 
     def _level_counts(self, level: str) -> tuple[np.ndarray, int]:
+        """The counts per class at ``level`` (clipped to the total) and that total."""
         level = look_up_option("level", level, LEVELS)
         if self.images == 0 or self.voxels == 0:
             raise ValueError("LabelStats: expected counts from update(), update_labels() or scan_labels(), "
@@ -262,23 +253,36 @@ class LabelStats:
         return np.minimum(self.images_with, self.images), self.images
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """Serialise the counts to JSON text (floats round-trip exactly); see :meth:`from_json`."""
-        return json.dumps(stats_to_dict(self), indent=indent)
+        """Serialise the counts to JSON text (floats round-trip exactly); see :meth:`from_json`.
+
+        Args:
+            indent: passed to :func:`json.dumps` (``None``: one line).
+
+        Returns:
+            The JSON document (format ``"voxweight.LabelStats"``, version 1).
+        """
+        return counts_to_json(self.num_classes, self.images, self.voxels, self.positives, self.images_with,
+                              self.skipped, indent=indent)
 
     @classmethod
     def from_json(cls, data: str | bytes | os.PathLike[str]) -> LabelStats:
         """Rebuild a :class:`LabelStats` from :meth:`to_json`'s text (``str``/``bytes``) or a file path.
 
+        Args:
+            data: the JSON text, or the path of a file holding it.
+
+        Returns:
+            The counts, equal (``==``) to those serialised.
+
         Raises:
+            TypeError: for a ``num_classes`` in the document that is not an int.
             ValueError: for text that is not a LabelStats JSON document.
         """
-        if isinstance(data, os.PathLike):
-            data = Path(data).read_text(encoding="utf-8")
-        try:
-            payload = json.loads(data)
-        except (TypeError, json.JSONDecodeError) as err:
-            raise ValueError(f"data: expected LabelStats JSON text, got {describe(data)} ({err})") from None
-        return stats_from_dict(cls, payload)
+        fields = counts_from_json(data)
+        stats = cls(fields["num_classes"])
+        stats.images, stats.voxels, stats.skipped = fields["images"], fields["voxels"], fields["skipped"]
+        stats.positives, stats.images_with = fields["positives"], fields["images_with"]
+        return stats
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LabelStats):
@@ -293,4 +297,3 @@ class LabelStats:
         return (f"LabelStats(num_classes={self.num_classes}, images={self.images}, voxels={self.voxels}, "
                 f"positives={self.positives.tolist()}, images_with={self.images_with.tolist()}, "
                 f"skipped={len(self.skipped)})")
-

@@ -24,6 +24,9 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from voxweight.stats.counting import LabelCounter
+from voxweight.stats.files import NIFTI_SUFFIXES, label_shape
+
+__all__ = ["INPUT_BYTES", "PIECE_BYTES", "stream_label_counts"]
 
 PIECE_BYTES = 1 << 19  # decompressed bytes per piece: fits in a core's L2 cache, amortises the call
 INPUT_BYTES = 1 << 18  # compressed bytes read from the file at a time
@@ -35,12 +38,39 @@ SINGLE_FILE_MAGIC = (b"n+1", b"n+2")
 def stream_label_counts(path: str, num_classes: int | None, name: str) -> np.ndarray | None:
     """Label counts of the NIfTI file at ``path``, or ``None`` where nibabel should read it instead.
 
-    Raises what :func:`voxweight.stats.counting.count_labels` raises for bad values (naming ``name``),
-    ``ValueError`` for a 4D image or an empty one, ``EOFError`` for truncated voxel data, and
-    ``zlib.error`` / ``gzip.BadGzipFile`` for corrupt compressed data.
+    Counts as :func:`voxweight.stats.counting.count_labels` does (with ``allow_float``: whole-number
+    floats count), reading at most ``PIECE_BYTES`` of voxel data at a time.
+
+    Args:
+        path: the file; only names ending in ``.nii`` or ``.nii.gz`` (any case) are read here.
+        num_classes: number of classes ``K``, or ``None`` to count up to the largest label.
+        name: the name bad values are reported under.
+
+    Returns:
+        int64 counts per label value, or ``None`` for a file this reader leaves to nibabel (another
+        name, not gzip data, an unknown or unparsable header, scaled data).
+
+    Raises:
+        ValueError: what ``count_labels`` raises for bad values (naming ``name``), and for a 4D image
+            or an empty one.
+        TypeError: for a non-numeric voxel dtype.
+        EOFError: for truncated voxel data.
+        zlib.error: for corrupt compressed data (``gzip.BadGzipFile`` for data after a member).
+
+    Shape:
+        - output: ``[K]`` (``[max + 1]`` when ``num_classes`` is ``None``).
+
+    Example:
+        >>> import tempfile, nibabel as nib
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> label = np.array([[[0, 1], [1, 2]]], dtype=np.uint8)
+        >>> nib.save(nib.Nifti1Image(label, np.eye(4)), f"{folder.name}/a.nii.gz")
+        >>> stream_label_counts(f"{folder.name}/a.nii.gz", 4, "labels")
+        array([1, 2, 1, 0])
+        >>> folder.cleanup()
     """
     lowered = path.lower()
-    if not lowered.endswith((".nii", ".nii.gz")):
+    if not lowered.endswith(NIFTI_SUFFIXES):
         return None
     with open(path, "rb") as f:
         compressed = lowered.endswith(".gz")
@@ -111,18 +141,6 @@ class _GzipSource:
             raise gzip.BadGzipFile(f"Not a gzipped file ({rest[:2]!r})")
         self._zlib, self._input = zlib.decompressobj(wbits=31), rest
         return True
-
-
-def label_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape of a label map without trailing axes of size 1; ``ValueError`` unless 2D/3D with voxels."""
-    dims = tuple(shape)
-    while len(dims) > 3 and dims[-1] == 1:
-        dims = dims[:-1]
-    if len(dims) > 3:
-        raise ValueError(f"expected a 2D or 3D label map, got a {len(dims)}D image of shape {list(shape)}")
-    if 0 in dims:
-        raise ValueError(f"expected at least one voxel, got shape {list(shape)}")
-    return dims
 
 
 def _read_exact(source: _RawSource | _GzipSource, n: int) -> bytes:

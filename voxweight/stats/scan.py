@@ -1,30 +1,26 @@
-"""Scan NIfTI label maps into a :class:`voxweight.LabelStats`, one file at a time per worker."""
+"""Scan NIfTI label maps into a :class:`voxweight.LabelStats`, one file at a time per worker.
+
+Which files, and how a whole file is read: :mod:`voxweight.stats.files`; how a plain NIfTI file is
+counted while it decompresses: :mod:`voxweight.stats.nifti`. This module runs the workers and adds up.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import warnings
-import zlib
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from voxweight.checks import describe
-from voxweight.stats.counting import count_labels, value_range
+from voxweight._validate import check_flag, check_positive_int
+from voxweight.stats.counting import count_labels
+from voxweight.stats.files import PathLike, list_label_files, read_errors, read_label
 from voxweight.stats.label_stats import LabelStats
-from voxweight.stats.nifti import label_shape, stream_label_counts
-from voxweight.stats.serialise import check_num_classes
+from voxweight.stats.nifti import stream_label_counts
 
-__all__ = ["list_label_files", "load_label", "scan_labels"]
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-PathLike = str | os.PathLike[str]
+__all__ = ["scan_labels"]
 
 
 def scan_labels(paths: PathLike | Iterable[PathLike], *, num_classes: int | None = None, workers: int = 1,
@@ -69,7 +65,7 @@ def scan_labels(paths: PathLike | Iterable[PathLike], *, num_classes: int | None
 
     Example:
         >>> import tempfile, numpy as np, nibabel as nib
-        >>> from voxweight import scan_labels
+        >>> from voxweight.stats import scan_labels
         >>> folder = tempfile.TemporaryDirectory()
         >>> label = np.array([[[0, 1], [1, 2]]], dtype=np.uint8)
         >>> nib.save(nib.Nifti1Image(label, np.eye(4)), f"{folder.name}/a.nii.gz")
@@ -80,87 +76,12 @@ def scan_labels(paths: PathLike | Iterable[PathLike], *, num_classes: int | None
     """
     files = list_label_files(paths)
     if num_classes is not None:
-        num_classes = check_num_classes("num_classes", num_classes)
-    workers = check_num_classes("workers", workers)
-    for name, flag in (("progress", progress), ("strict", strict)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name}: expected True or False, got {describe(flag)}")
+        num_classes = check_positive_int("num_classes", num_classes, expected="a positive int")
+    workers = check_positive_int("workers", workers, expected="a positive int")
+    progress = check_flag("progress", progress)
+    strict = check_flag("strict", strict)
     results = _count_files(files, num_classes, workers, progress, strict)
     return _assemble(files, results, num_classes)
-
-
-def list_label_files(paths: PathLike | Iterable[PathLike]) -> list[str]:
-    """Expand files and directories into the sorted list of label files :func:`scan_labels` reads.
-
-    Raises:
-        FileNotFoundError: for a missing path; ``ValueError`` for an empty directory or a repeated file.
-    """
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
-    if not isinstance(paths, Iterable):
-        raise TypeError(f"paths: expected a path or a sequence of paths, got {describe(paths)}")
-    items = list(paths)
-    if not items:
-        raise ValueError("paths: expected at least one file or directory, got an empty sequence")
-    files: list[str] = []
-    for item in items:
-        if not isinstance(item, str | os.PathLike):
-            raise TypeError(f"paths: expected file or directory paths, got {describe(item)}")
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                           and p.name.endswith(NIFTI_SUFFIXES))
-            if not found:
-                raise ValueError(f"paths: expected at least one .nii/.nii.gz file, got none in {path}")
-            files += found
-        elif path.exists():
-            files.append(str(path))
-        else:
-            raise FileNotFoundError(f"paths: expected an existing file or directory, got {str(path)!r}")
-    seen: set[str] = set()
-    for f in files:
-        key = os.path.realpath(f)
-        if key in seen:
-            raise ValueError(f"paths: expected each file once, got {f} more than once")
-        seen.add(key)
-    return files
-
-
-def load_label(path: PathLike) -> tuple[np.ndarray, Any]:
-    """Read one label file: its integer array (2D/3D) and the nibabel image (affine, header).
-
-    Whole-number float files are converted to ``int64``; other files keep their integer dtype.
-
-    Raises:
-        ValueError: for a 4D image, negative, fractional or non-finite labels (named with the file);
-            ``OSError`` and nibabel's errors for unreadable files.
-    """
-    array, image = _read(str(path))
-    try:
-        lo, _ = value_range(array, "labels")
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
-    if lo < 0:
-        raise ValueError(f"{path}: expected labels >= 0, got a minimum of {lo:g}")
-    if array.dtype.kind in "fb":
-        array = array.astype(np.int64)
-    return np.asarray(array), image
-
-
-def _read(path: str) -> tuple[np.ndarray, Any]:
-    import nibabel as nib
-
-    image = nib.load(path)
-    shape = label_shape(tuple(image.shape))
-    array = np.asanyarray(image.dataobj)
-    return array[(..., *([0] * (array.ndim - len(shape))))], image
-
-
-def _read_errors() -> tuple[type[BaseException], ...]:
-    from nibabel.filebasedimages import ImageFileError
-    from nibabel.spatialimages import HeaderDataError
-
-    return OSError, EOFError, zlib.error, ValueError, TypeError, ImageFileError, HeaderDataError
 
 
 def _count_file(path: str, num_classes: int | None) -> tuple[np.ndarray | None, str | None]:
@@ -172,16 +93,17 @@ def _count_file(path: str, num_classes: int | None) -> tuple[np.ndarray | None, 
     try:
         counts = stream_label_counts(path, num_classes, "labels")
         if counts is None:
-            array, _ = _read(path)
+            array, _ = read_label(path)
             counts = count_labels(array, num_classes, "labels", allow_float=True)
         return counts, None
-    except _read_errors() as err:
+    except read_errors() as err:
         message = str(err) if isinstance(err, ValueError | TypeError) else f"{type(err).__name__}: {err}"
         return None, message
 
 
 def _count_files(files: list[str], num_classes: int | None, workers: int, progress: bool, strict: bool
                  ) -> list[tuple[np.ndarray | None, str | None]]:
+    """``(counts, reason)`` per file, in file order, from ``workers`` spawned processes (or this one)."""
     from tqdm.auto import tqdm
 
     results = []
@@ -207,6 +129,7 @@ def _count_files(files: list[str], num_classes: int | None, workers: int, progre
 
 def _assemble(files: list[str], results: list[tuple[np.ndarray | None, str | None]],
               num_classes: int | None) -> LabelStats:
+    """One :class:`LabelStats` of the counted files (padded to ``K``), warning about the skipped ones."""
     counts = [c for c, _ in results if c is not None]
     skipped = [(f, reason) for f, (_, reason) in zip(files, results, strict=True) if reason is not None]
     if not counts:
@@ -215,7 +138,7 @@ def _assemble(files: list[str], results: list[tuple[np.ndarray | None, str | Non
     k = num_classes if num_classes is not None else max(c.size for c in counts)
     stats = LabelStats(k)
     for c in counts:
-        stats._add_counts(np.pad(c, (0, k - c.size)))
+        stats.add_counts(np.pad(c, (0, k - c.size)))
     stats.skipped = skipped
     if skipped:
         shown = "; ".join(f"{f}: {r}" for f, r in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")

@@ -1,47 +1,88 @@
-"""LabelStats plumbing: JSON (de)serialisation and the torch.distributed reduction."""
+"""The JSON form of label counts: plain counts to a JSON-ready dict (or text) and back, every field validated.
+
+:meth:`voxweight.LabelStats.to_json` and :meth:`~voxweight.LabelStats.from_json` wrap
+:func:`counts_to_json` and :func:`counts_from_json`; they work on plain counts, so this module knows
+nothing of the class.
+"""
 
 from __future__ import annotations
 
+import json
 import math
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from voxweight.checks import describe
+from voxweight._validate import check_positive_int, describe
 
-if TYPE_CHECKING:
-    from voxweight.stats.label_stats import LabelStats
+__all__ = ["FORMAT", "VERSION", "counts_from_dict", "counts_from_json", "counts_to_dict", "counts_to_json"]
 
 FORMAT = "voxweight.LabelStats"
 VERSION = 1
 
 
-def check_num_classes(name: str, value: Any) -> int:
-    """Require an int >= 1 (not a bool); return it as ``int``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name}: expected a positive int, got {describe(value)}")
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value}")
-    return int(value)
+def counts_to_dict(num_classes: int, images: int, voxels: int, positives: Any, images_with: Any,
+                   skipped: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """The JSON-ready dict of a set of label counts (floats round-trip exactly through ``json``).
 
+    Args:
+        num_classes: number of classes ``K``.
+        images: images counted.
+        voxels: voxels counted.
+        positives: positive voxels per class.
+        images_with: images containing each class.
+        skipped: ``(path, reason)`` for each file that could not be counted.
 
-def stats_to_dict(stats: LabelStats) -> dict[str, Any]:
-    """The JSON-ready dict of a LabelStats."""
+    Returns:
+        ``{"format", "version", "num_classes", "images", "voxels", "positives", "images_with",
+        "skipped"}``, with lists of floats for the vectors and ``[path, reason]`` lists for ``skipped``.
+
+    Shape:
+        - positives, images_with: ``[K]``.
+
+    Example:
+        >>> counts_to_dict(2, 1, 4, np.array([3.0, 1.0]), np.array([1.0, 1.0]), [])["positives"]
+        [3.0, 1.0]
+    """
     return {
         "format": FORMAT,
         "version": VERSION,
-        "num_classes": stats.num_classes,
-        "images": stats.images,
-        "voxels": stats.voxels,
-        "positives": stats.positives.tolist(),
-        "images_with": stats.images_with.tolist(),
-        "skipped": [[path, reason] for path, reason in stats.skipped],
+        "num_classes": num_classes,
+        "images": images,
+        "voxels": voxels,
+        "positives": np.asarray(positives, dtype=np.float64).tolist(),
+        "images_with": np.asarray(images_with, dtype=np.float64).tolist(),
+        "skipped": [[path, reason] for path, reason in skipped],
     }
 
 
-def stats_from_dict(cls: type[LabelStats], payload: Any) -> LabelStats:
-    """A LabelStats from :func:`stats_to_dict`'s dict, every field validated."""
+def counts_from_dict(payload: Any) -> dict[str, Any]:
+    """The validated fields of :func:`counts_to_dict`'s dict (as parsed back from JSON).
+
+    Args:
+        payload: the parsed JSON document.
+
+    Returns:
+        ``{"num_classes": int, "images": int, "voxels": int, "positives": float64 [K],
+        "images_with": float64 [K], "skipped": list of (path, reason)}``.
+
+    Raises:
+        TypeError: for a ``num_classes`` that is not an int.
+        ValueError: for anything else that is not such a document: another format or version, a missing
+            key, a count that is not an int >= 0, a vector that is not ``K`` finite numbers >= 0, or a
+            ``skipped`` that is not a list of ``[path, reason]`` strings.
+
+    Shape:
+        - positives, images_with: ``[K]``.
+
+    Example:
+        >>> fields = counts_from_dict(counts_to_dict(2, 1, 4, [3.0, 1.0], [1.0, 1.0], [("b.nii", "4D")]))
+        >>> fields["positives"], fields["skipped"]
+        (array([3., 1.]), [('b.nii', '4D')])
+    """
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"data: expected a JSON object with format {FORMAT!r}, got {describe(payload)}")
     if payload.get("version") != VERSION:
@@ -49,58 +90,82 @@ def stats_from_dict(cls: type[LabelStats], payload: Any) -> LabelStats:
     missing = {"num_classes", "images", "voxels", "positives", "images_with"} - payload.keys()
     if missing:
         raise ValueError(f"data: expected the keys {sorted(missing)}, got {sorted(payload)}")
-    stats = cls(check_num_classes("data['num_classes']", payload["num_classes"]))
-    stats.images = _count("images", payload["images"])
-    stats.voxels = _count("voxels", payload["voxels"])
-    stats.positives = _vector("positives", payload["positives"], stats.num_classes)
-    stats.images_with = _vector("images_with", payload["images_with"], stats.num_classes)
+    num_classes = check_positive_int("data['num_classes']", payload["num_classes"], expected="a positive int")
+    fields: dict[str, Any] = {
+        "num_classes": num_classes,
+        "images": _count("images", payload["images"]),
+        "voxels": _count("voxels", payload["voxels"]),
+        "positives": _vector("positives", payload["positives"], num_classes),
+        "images_with": _vector("images_with", payload["images_with"], num_classes),
+    }
     skipped = payload.get("skipped", [])
     ok = isinstance(skipped, list) and all(
         isinstance(s, list) and len(s) == 2 and all(isinstance(v, str) for v in s) for s in skipped)
     if not ok:
         raise ValueError(f"data['skipped']: expected a list of [path, reason] strings, got {skipped!r}")
-    stats.skipped = [(path, reason) for path, reason in skipped]
-    return stats
+    fields["skipped"] = [(path, reason) for path, reason in skipped]
+    return fields
+
+
+def counts_to_json(num_classes: int, images: int, voxels: int, positives: Any, images_with: Any,
+                   skipped: Iterable[tuple[str, str]], *, indent: int | None = None) -> str:
+    """:func:`counts_to_dict`'s dict as JSON text (floats round-trip exactly).
+
+    Args:
+        num_classes: number of classes ``K``.
+        images: images counted.
+        voxels: voxels counted.
+        positives: positive voxels per class.
+        images_with: images containing each class.
+        skipped: ``(path, reason)`` for each file that could not be counted.
+        indent: passed to :func:`json.dumps` (``None``: one line).
+
+    Returns:
+        The JSON document.
+
+    Shape:
+        - positives, images_with: ``[K]``.
+    """
+    return json.dumps(counts_to_dict(num_classes, images, voxels, positives, images_with, skipped), indent=indent)
+
+
+def counts_from_json(data: str | bytes | os.PathLike[str]) -> dict[str, Any]:
+    """The validated fields of :func:`counts_to_json`'s text (``str``/``bytes``) or of a file holding it.
+
+    Args:
+        data: the JSON text, or the path of a file holding it.
+
+    Returns:
+        The fields, as :func:`counts_from_dict` returns them.
+
+    Raises:
+        TypeError: for a ``num_classes`` in the document that is not an int.
+        ValueError: for text that is not JSON, or not such a document (see :func:`counts_from_dict`).
+
+    Example:
+        >>> counts_from_json(counts_to_json(2, 1, 4, [3.0, 1.0], [1.0, 1.0], []))["voxels"]
+        4
+    """
+    if isinstance(data, os.PathLike):
+        data = Path(data).read_text(encoding="utf-8")
+    try:
+        payload = json.loads(data)
+    except (TypeError, json.JSONDecodeError) as err:
+        raise ValueError(f"data: expected LabelStats JSON text, got {describe(data)} ({err})") from None
+    return counts_from_dict(payload)
 
 
 def _count(name: str, value: Any) -> int:
+    """Require a JSON int >= 0."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"data[{name!r}]: expected an int >= 0, got {value!r}")
     return value
 
 
 def _vector(name: str, value: Any, size: int) -> np.ndarray:
+    """Require a JSON list of ``size`` finite numbers >= 0; return it as float64."""
     ok = isinstance(value, list) and len(value) == size and all(
         isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value)
     if not ok:
         raise ValueError(f"data[{name!r}]: expected {size} finite numbers >= 0, got {value!r}")
     return np.asarray(value, dtype=np.float64)
-
-
-def dist_all_reduce(stats: LabelStats, group: Any) -> None:
-    """Sum ``stats`` over the ranks of ``group`` in place (a collective: every rank must call it)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError("all_reduce: expected an initialised torch.distributed process group "
-                           "(call torch.distributed.init_process_group first), got none")
-    device = torch.device("cpu")
-    if dist.get_backend(group) == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
-    k = torch.tensor([stats.num_classes, -stats.num_classes], dtype=torch.int64, device=device)
-    dist.all_reduce(k, op=dist.ReduceOp.MAX, group=group)
-    k_max, k_min = int(k[0]), -int(k[1])
-    if k_max != k_min:
-        raise ValueError(f"num_classes: expected the same value on every rank, got values from {k_min} to {k_max}; "
-                         f"pass the same num_classes to scan_labels/LabelStats on every rank")
-    ints = torch.tensor([stats.voxels, stats.images], dtype=torch.int64, device=device)
-    floats = torch.from_numpy(np.concatenate([stats.positives, stats.images_with])).to(device)
-    dist.all_reduce(ints, group=group)
-    dist.all_reduce(floats, group=group)
-    gathered: list[Any] = [None] * dist.get_world_size(group)
-    dist.all_gather_object(gathered, list(stats.skipped), group=group)
-    sums = floats.cpu().numpy()
-    stats.voxels, stats.images = (int(v) for v in ints.cpu())
-    stats.positives = sums[:stats.num_classes].copy()
-    stats.images_with = sums[stats.num_classes:].copy()
-    stats.skipped = [tuple(item) for part in gathered for item in part]

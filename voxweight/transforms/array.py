@@ -22,9 +22,9 @@ from monai.data.utils import affine_to_spacing
 from monai.transforms.transform import Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
-from voxweight.checks import check_all, describe
-from voxweight.maps.boundary import boundary_weights, class_balance_weights
-from voxweight.maps.multiclass import multiclass_balance_weights
+from voxweight._validate import check_flag, describe, plain_tensor
+from voxweight.checks import check_all
+from voxweight.maps import boundary_weights, class_balance_weights, multiclass_balance_weights
 
 __all__ = ["BoundaryWeight", "ClassBalanceWeight"]
 
@@ -36,19 +36,13 @@ def _plain(name: str, img: Any) -> np.ndarray | torch.Tensor:
     if img.ndim < 2:
         raise ValueError(f"{name}: expected a channel-first array [C, *spatial] with at least one spatial axis, "
                          f"got shape {list(img.shape)}")
-    return img.as_tensor() if isinstance(img, MetaTensor) else img
+    return plain_tensor(img) if isinstance(img, torch.Tensor) else img
 
 
 def _like(out: np.ndarray | torch.Tensor, img: NdarrayOrTensor) -> NdarrayOrTensor:
     """``out`` (float32) in ``img``'s type and device; a ``MetaTensor`` gets a copy of ``img``'s meta."""
     converted, *_ = convert_to_dst_type(out, img, dtype=torch.float32)
     return converted
-
-
-def _check_multiclass(multiclass: Any) -> bool:
-    if not isinstance(multiclass, bool | np.bool_):
-        raise TypeError(f"multiclass: expected a bool, got {describe(multiclass)}")
-    return bool(multiclass)
 
 
 _WHOLE = "whole-number class indices with multiclass=True"
@@ -134,7 +128,7 @@ class ClassBalanceWeight(Transform):
         self.bg_weight = bg_weight
         self.mode = mode
         self.max_weight = max_weight
-        self.multiclass = _check_multiclass(multiclass)
+        self.multiclass = check_flag("multiclass", multiclass, expected="a bool")
         self.num_classes = num_classes
         self.class_weight = class_weight
         self._check_options()
@@ -218,7 +212,7 @@ class BoundaryWeight(Transform):
         self.w0 = w0
         self.sigma = sigma
         self.spacing = spacing
-        self.multiclass = _check_multiclass(multiclass)
+        self.multiclass = check_flag("multiclass", multiclass, expected="a bool")
         n = 1 if spacing is None or np.ndim(spacing) == 0 else len(spacing)
         tiny = np.zeros((1,) + (2,) * n, dtype=np.int64 if self.multiclass else np.float32)
         self._compute(tiny, spacing)  # fail early on bad options

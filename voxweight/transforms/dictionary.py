@@ -18,7 +18,7 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms.transform import MapTransform
 from monai.utils import convert_to_dst_type
 
-from voxweight.checks import describe
+from voxweight._validate import describe
 from voxweight.transforms.array import BoundaryWeight, ClassBalanceWeight
 
 __all__ = [

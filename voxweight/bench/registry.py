@@ -1,0 +1,59 @@
+"""The bench cases by name, and :func:`run_bench`, which runs them (the harness knows no case: no circle)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import torch
+
+from voxweight._validate import look_up_option
+from voxweight.bench.harness import BenchConfig, BenchResult
+from voxweight.bench.loss import bench_loss
+from voxweight.bench.maps import bench_distance, bench_unet
+from voxweight.bench.memory import bench_memory
+from voxweight.bench.roofline import bench_roofline
+from voxweight.bench.scan import bench_scan
+
+__all__ = ["CASES", "GPU_CASES", "run_bench"]
+
+Case = Callable[[BenchConfig], list[BenchResult]]
+
+CASES: Mapping[str, Case] = MappingProxyType({
+    "loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet, "scan": bench_scan,
+    "roofline": bench_roofline,
+})  # read-only: a new case is a module of this package plus one entry here
+GPU_CASES = ("roofline",)  # run by default only with a CUDA device (on a CPU the loss is compute-bound)
+
+
+def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = None,
+              progress: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """Run the selected benchmark cases (all by default) and return their results.
+
+    Args:
+        config: sizes, repeats, threads and device; defaults to :class:`BenchConfig`'s.
+        cases: names of the cases to run (``voxweight bench --help`` lists them). By default all of them,
+            except the GPU-only ``roofline`` case when ``config.device`` is not CUDA.
+        progress: optional callback called with each case's name before it runs.
+
+    Returns:
+        One :class:`BenchResult` per comparison.
+
+    Raises:
+        ValueError: for an unknown case name.
+    """
+    config = config or BenchConfig()
+    available = CASES
+    default = [c for c in available if c not in GPU_CASES or config.device.startswith("cuda")]
+    selected = [look_up_option("cases", c, tuple(available)) for c in (cases or default)]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        results = []
+        for name in selected:
+            if progress is not None:
+                progress(name)
+            results.extend(available[name](config))
+        return results
+    finally:
+        torch.set_num_threads(previous)
