@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 import voxweight
+
+
+def _threads_per_worker() -> int | None:
+    """Cores per xdist worker: torch's default (every core) in each worker oversubscribes the machine."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    return max(1, (os.cpu_count() or 1) // int(workers)) if workers else None
+
+
+def pytest_configure(config):
+    threads = _threads_per_worker()
+    if threads is not None:
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # for the processes tests start (kernels, workers)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -17,7 +17,7 @@ from voxweight import LabelStats, scan_labels
 from voxweight.cli import main
 from voxweight.cli.preview import foreground_centre
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(path, array, dtype=np.uint8, zooms=(1.0, 1.0, 2.0)):

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, RandCropByPosNegLabeld
-from transform_checks import PIXDIM, check_against_oracle, check_pickle_round_trip
-from transform_checks import as_kind as _as
 
 import voxweight
 import voxweight.transforms as vt
+from tests.transforms.transform_checks import PIXDIM, check_against_oracle, check_pickle_round_trip
+from tests.transforms.transform_checks import as_kind as _as
 from voxweight.maps import boundary_weights, multiclass_balance_weights
 
 K = 4

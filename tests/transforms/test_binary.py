@@ -8,10 +8,10 @@ import pytest
 import torch
 from monai.data import MetaTensor
 from monai.transforms import RandCropByPosNegLabeld, Spacingd
-from transform_checks import PIXDIM, check_against_oracle, check_pickle_round_trip
-from transform_checks import as_kind as _as
 
 import voxweight.transforms as vt
+from tests.transforms.transform_checks import PIXDIM, check_against_oracle, check_pickle_round_trip
+from tests.transforms.transform_checks import as_kind as _as
 from voxweight.maps import boundary_weights, class_balance_weights
 
 
