@@ -71,7 +71,12 @@ def set_value_checks(mode: str) -> None:
 
 
 def get_value_checks() -> str:
-    """Return the current value-check mode (see :func:`set_value_checks`)."""
+    """Return the current value-check mode (see :func:`set_value_checks`).
+
+    Example:
+        >>> get_value_checks() in ("auto", "sync", "off")
+        True
+    """
     return look_up_option("VOXWEIGHT_VALUE_CHECKS", _value_check_mode, _VALUE_CHECK_MODES)
 
 
@@ -96,6 +101,12 @@ def check_range(name: str, x: torch.Tensor, low: float, high: float, what: str) 
     """Value check: every element within ``[low, high]`` (NaN fails). Governed by the value-check mode.
 
     Inside :func:`deferred_value_checks` the check is recorded instead, for :func:`judge_range_checks`.
+
+    Example:
+        >>> check_range("target", torch.tensor([0.0, 1.5]), 0.0, 1.0, "values in [0, 1]")
+        Traceback (most recent call last):
+        ...
+        ValueError: target: expected values in [0, 1], got values in [0, 1.5]
     """
     mode = get_value_checks()
     if mode == "off" or x.numel() == 0 or x.dtype == torch.bool:
@@ -179,13 +190,28 @@ def _extremes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def check_nonnegative(name: str, x: torch.Tensor) -> None:
-    """Value check: finite and >= 0 (NaN and inf fail)."""
+    """Value check: finite and >= 0 (NaN and inf fail).
+
+    Example:
+        >>> check_nonnegative("weight", torch.tensor([1.0, float("inf")]))
+        Traceback (most recent call last):
+        ...
+        ValueError: weight: expected finite non-negative values, got values in [1, inf]
+    """
     check_range(name, x, 0.0, math.inf if not x.is_floating_point() else torch.finfo(x.dtype).max,
                 "finite non-negative values")
 
 
 def check_all(name: str, ok: torch.Tensor, what: str, got: str = "other values") -> None:
-    """Value check on a precomputed bool tensor ``ok`` (all True), governed by the value-check mode."""
+    """Value check on a precomputed bool tensor ``ok`` (all True), governed by the value-check mode.
+
+    Example:
+        >>> labels = torch.tensor([0, 1, 3])
+        >>> check_all("target", labels < 3, "class indices in [0, 2]", "indices outside that range")
+        Traceback (most recent call last):
+        ...
+        ValueError: target: expected class indices in [0, 2], got indices outside that range
+    """
     if get_value_checks() == "off" or ok.numel() == 0:
         return
     _judge(ok.all(), name, what, lambda: got)

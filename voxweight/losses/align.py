@@ -35,6 +35,13 @@ def align_channel(name: str, w: torch.Tensor | None, shape: Sequence[int], chann
 
     A 0-d tensor applies to everything; a 1-D tensor must hold one value per channel; a tensor with the
     full number of dimensions must match ``shape`` (or have size 1) on every axis.
+
+    Raises:
+        ValueError: naming ``name``, for a vector of the wrong length or a tensor that does not line up.
+
+    Example:
+        >>> align_channel("pos_weight", torch.tensor([1.0, 2.0, 3.0]), (2, 3, 8, 8, 3)).shape  # C, not W
+        torch.Size([1, 3, 1, 1, 1])
     """
     if w is None or w.ndim == 0:
         return w
@@ -53,7 +60,12 @@ def align_channel(name: str, w: torch.Tensor | None, shape: Sequence[int], chann
 
 
 def align_batch(name: str, w: torch.Tensor | None, shape: Sequence[int]) -> torch.Tensor | None:
-    """Place a per-sample weight ``[N]`` on the batch axis (dim 0) of ``shape``."""
+    """Place a per-sample weight ``[N]`` on the batch axis (dim 0) of ``shape``.
+
+    Example:
+        >>> align_batch("sample_weight", torch.tensor([1.0, 0.5]), (2, 3, 4)).shape
+        torch.Size([2, 1, 1])
+    """
     if w is None or w.ndim == 0:
         return w
     if w.ndim != 1 or w.shape[0] != shape[0]:
@@ -65,7 +77,14 @@ def align_batch(name: str, w: torch.Tensor | None, shape: Sequence[int]) -> torc
 
 
 def align_map(name: str, w: torch.Tensor | None, shape: Sequence[int]) -> torch.Tensor | None:
-    """Check a per-element map: same number of dims as input, each dim equal or 1."""
+    """Check a per-element map: same number of dims as input, each dim equal or 1 (never broadcast silently).
+
+    Example:
+        >>> align_map("weight", torch.ones(2, 8, 8), (2, 1, 8, 8))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: weight: expected shape [2, 1, 8, 8] ... needs its channel axis: weight.unsqueeze(1))
+    """
     if w is None:
         return None
     hint = ""
@@ -76,7 +95,12 @@ def align_map(name: str, w: torch.Tensor | None, shape: Sequence[int]) -> torch.
 
 
 def multiply(*factors: torch.Tensor | None) -> torch.Tensor | None:
-    """Product of the factors that are not None (None if all are)."""
+    """Product of the factors that are not None (None if all are).
+
+    Example:
+        >>> multiply(None, torch.tensor(2.0), torch.tensor(3.0)), multiply(None, None)
+        (tensor(6.), None)
+    """
     out = None
     for factor in factors:
         if factor is not None:
@@ -88,6 +112,12 @@ def checked_weight(name: str, value: Any, like: torch.Tensor, *, tensor_only: bo
     """:func:`voxweight._validate.as_weight_tensor` plus the value check: finite and >= 0.
 
     ``tensor_only`` requires a tensor (a per-voxel map), not a number or a sequence.
+
+    Example:
+        >>> checked_weight("class_weight", [-1.0], torch.zeros(1))
+        Traceback (most recent call last):
+        ...
+        ValueError: class_weight: expected finite non-negative values, got values in [-1, -1]
     """
     if tensor_only and value is not None:
         check_tensor(name, value)

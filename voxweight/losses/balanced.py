@@ -39,6 +39,11 @@ def balanced_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | No
 
     ``w`` is None or a per-``(n, c)`` weight (spatial sizes 1); ``reduction`` is ``"mean"``, ``"sum"``
     or ``"weighted_mean"`` with :func:`voxweight.voxel_weighted_bce`'s denominators.
+
+    Example:
+        >>> x, t = torch.zeros(1, 1, 4), torch.tensor([[[1.0, 0.0, 0.0, 0.0]]])
+        >>> balanced_bce(x, t, None, "mean", "balanced", None)  # the mean balanced weight is 1: log 2
+        tensor(0.6931)
     """
     n, c = input.shape[:2]
     spatial = tuple(range(2, input.ndim))

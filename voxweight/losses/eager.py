@@ -23,6 +23,21 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
     ``balance = (mode, max_weight)`` multiplies ``w`` by the class-balance map of ``target``. Eagerly, with
     logits, no ``pos_weight``/mask and per-``(n, c)`` weights, :func:`balanced_bce` never writes the map
     out; otherwise the map is built here, which ``torch.compile`` fuses into the loss kernel.
+
+    Args:
+        input: logits or probabilities.
+        target: targets of ``input``'s shape and dtype.
+        w: the product of the aligned weights, or None.
+        pos: the aligned ``pos_weight``, or None.
+        mask: bool, broadcastable to ``input``, or None.
+        logits: whether ``input`` holds logits.
+        reduction: as in :func:`voxweight.voxel_weighted_bce`.
+        balance: ``(mode, max_weight)``, or None.
+
+    Example:
+        >>> x, t = torch.zeros(1, 1, 4), torch.tensor([[[1.0, 0.0, 0.0, 0.0]]])
+        >>> compute_bce(x, t, None, torch.tensor(3.0), None, True, "weighted_mean")  # log 2 whatever the weights
+        tensor(0.6931)
     """
     if balance is not None and can_fuse_balance(input, target, w, pos, mask, logits, reduction):
         return balanced_bce(input, target, w, reduction, *balance)
