@@ -1,7 +1,7 @@
-"""Counting NIfTI labels while they decompress, against nibabel's full load + ``np.bincount``.
+"""Counting labels a slab at a time through nibabel's array proxy, against nibabel's full load + ``np.bincount``.
 
-Oracle for every count: ``np.bincount`` of the array nibabel loads from the same file. Files this
-reader does not take must come back as ``None`` (nibabel then reads them), never as wrong counts.
+Oracle for every count: ``np.bincount`` of the array nibabel loads from the same file. Files nibabel
+refuses (or whose header the file cannot back) must raise ``LabelFileError`` with a reason, never count.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import pytest
 import voxweight.stats.nifti as nc
 from voxweight import scan_labels
 from voxweight.bench.scan import nested_balls
-from voxweight.stats.nifti import stream_label_counts
+from voxweight.stats.images import LabelFileError
+from voxweight.stats.nifti import slab_slicers, stream_label_counts
 
 
 def nibabel_counts(path, length):
@@ -41,6 +42,15 @@ def labels(shape, seed, k=6):
     return runs.reshape(shape)
 
 
+def peak_bytes(fn):
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 CASES = {
     "uint8 .nii.gz": (np.uint8, ".nii.gz", nib.Nifti1Image),
     "int16 .nii.gz": (np.int16, ".nii.gz", nib.Nifti1Image),
@@ -55,16 +65,28 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("pieces", ["default", "tiny"])
-def test_counts_match_nibabel_and_bincount(tmp_path, monkeypatch, case, pieces):
-    """Every dtype, both NIfTI versions, .nii and .nii.gz; tiny pieces split elements across reads."""
-    if pieces == "tiny":  # 3 compressed bytes per read and 7-byte pieces: elements straddle pieces
-        monkeypatch.setattr(nc, "PIECE_BYTES", 7)
-        monkeypatch.setattr(nc, "INPUT_BYTES", 3)
+@pytest.mark.parametrize("slab", ["default", "tiny"])
+def test_counts_match_nibabel_and_bincount(tmp_path, monkeypatch, case, slab):
+    """Every dtype, both NIfTI versions, .nii and .nii.gz; tiny slabs (7 voxels) cut rows as well as slices."""
+    if slab == "tiny":
+        monkeypatch.setattr(nc, "SLAB_VOXELS", 7)
     dtype, suffix, image_class = CASES[case]
     path = save(tmp_path / f"x{suffix}", labels((13, 11, 7), seed=1).astype(dtype), image_class)
     np.testing.assert_array_equal(stream_label_counts(str(path), 6, "labels"), nibabel_counts(path, 6))
     np.testing.assert_array_equal(stream_label_counts(str(path), None, "labels"), nibabel_counts(path, 0))
+
+
+@pytest.mark.parametrize(("shape", "order", "budget"), [
+    ((4, 3, 5), "F", 24), ((4, 3, 5), "F", 5), ((4, 3, 5), "F", 1), ((4, 3, 5), "C", 7), ((6, 7), "F", 1000),
+    ((3, 4, 2), "F", 13),
+])
+def test_slabs_cover_every_voxel_once_in_file_order(shape, order, budget):
+    """Oracle: an array of 0..n-1 in storage order; the slabs, read in turn, give 0..n-1 back in order."""
+    n = int(np.prod(shape))
+    array = np.arange(n).reshape((*shape, 1), order=order)  # a trailing axis of size 1, as [X, Y, Z, 1]
+    slabs = [array[s] for s in slab_slicers(shape, len(shape) + 1, order, budget)]
+    assert all(s.size <= budget for s in slabs)
+    np.testing.assert_array_equal(np.concatenate([s.ravel(order=order) for s in slabs]), np.arange(n))
 
 
 def test_big_endian_extensions_2d_trailing_axis_one_voxel_one_class(tmp_path):
@@ -96,43 +118,84 @@ def test_several_gzip_members_and_zero_padding(tmp_path):
     np.testing.assert_array_equal(stream_label_counts(str(members), 6, "labels"), expected)
 
 
-def test_files_it_does_not_take_are_left_to_nibabel(tmp_path):
-    """Scaled data, other names, other formats and broken headers give None, and scan_labels still counts."""
+@pytest.mark.parametrize("member_bytes", [300 * 1024, 100_003])
+def test_header_member_then_members_appended_with_gzip_open_ab(tmp_path, member_bytes):
+    """The issue's file: the header as its own member, then members of a few hundred KiB, each written by
+    ``gzip.open(path, "ab")``; it used to be skipped ("invalid block type") or counted with gzip magic bytes
+    as voxels. Oracle: nibabel reads ``{1: 64**3}``."""
+    raw = save(tmp_path / "plain.nii", np.ones((64, 64, 64), np.uint8)).read_bytes()
+    path = tmp_path / "appended.nii.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(raw[:352])
+    for start in range(352, len(raw), member_bytes):
+        with gzip.open(path, "ab") as f:
+            f.write(raw[start:start + member_bytes])
+    expected = nibabel_counts(path, 2)
+    assert expected.tolist() == [0, 64**3]
+    np.testing.assert_array_equal(stream_label_counts(str(path), None, "labels"), expected)
+    np.testing.assert_array_equal(scan_labels(path, progress=False).positives, expected)
+
+
+def test_scaled_files_are_streamed_with_their_scaling(tmp_path, monkeypatch):
+    """scl_slope = 2, scl_inter = 1: the counts of nibabel's scaled values, read in 50-voxel slabs."""
     path = save(tmp_path / "scaled.nii.gz", labels((6, 6, 6), seed=6).astype(np.uint8))
     raw = bytearray(gzip.decompress(path.read_bytes()))
-    raw[112:116] = np.array([2.0], dtype="<f4").tobytes()  # scl_slope = 2: nibabel returns 2 * stored
+    raw[112:120] = np.array([2.0, 1.0], dtype="<f4").tobytes()  # nibabel returns 2 * stored + 1
     path.write_bytes(gzip.compress(bytes(raw)))
-    assert stream_label_counts(str(path), 12, "labels") is None
-    np.testing.assert_array_equal(scan_labels(path, num_classes=12, progress=False).positives,
-                                  nibabel_counts(path, 12))
-    other_name = save(tmp_path / "label.img", labels((4, 4, 4), seed=7).astype(np.uint8), nib.Nifti1Pair)
+    monkeypatch.setattr(nc, "SLAB_VOXELS", 50)
+    expected = nibabel_counts(path, 12)
+    assert expected[0::2].sum() == 0 and expected.sum() == 216  # odd values only: the scaling was applied
+    np.testing.assert_array_equal(stream_label_counts(str(path), 12, "labels"), expected)
+    np.testing.assert_array_equal(scan_labels(path, num_classes=12, progress=False).positives, expected)
+
+
+def test_other_formats_go_through_nibabel_too(tmp_path):
+    """A NIfTI pair (.img/.hdr) and an MGH file: any format nibabel reads is counted like nibabel loads it."""
+    pair = save(tmp_path / "label.img", labels((4, 5, 6), seed=7).astype(np.uint8), nib.Nifti1Pair)
+    mgh = tmp_path / "label.mgz"
+    nib.save(nib.MGHImage(labels((5, 4, 3), seed=8).astype(np.int32), np.eye(4)), str(mgh))
+    for path in (pair, mgh):
+        np.testing.assert_array_equal(stream_label_counts(str(path), 6, "labels"), nibabel_counts(path, 6))
+
+
+def test_files_nibabel_refuses_raise_with_its_reason(tmp_path):
+    """Not gzip data under a .gz name, a header that ends early, an unknown header size: nibabel's error."""
     not_gzip = tmp_path / "plain.nii.gz"
     not_gzip.write_bytes(gzip.decompress(save(tmp_path / "p.nii.gz", np.ones((3, 3, 3), np.uint8)).read_bytes()))
     short = tmp_path / "short.nii"
     short.write_bytes(b"\x5c\x01\x00\x00" + b"\0" * 50)  # says NIfTI-1, ends inside the header
     wrong_size = tmp_path / "wrong.nii"
     wrong_size.write_bytes(b"\x00\x01\x00\x00" + b"\0" * 400)
-    for other in (other_name, not_gzip, short, wrong_size):
-        assert stream_label_counts(str(other), 2, "labels") is None, other.name
+    for other, reason in ((not_gzip, "ImageFileError: .*not a gzip file"), (short, "Error"), (wrong_size, "Error")):
+        with pytest.raises(LabelFileError, match=reason):
+            stream_label_counts(str(other), 2, "labels")
+        try:  # the oracle: nibabel itself cannot read it either
+            np.asanyarray(nib.load(str(other)).dataobj)
+        except Exception:
+            continue
+        pytest.fail(f"nibabel reads {other.name}")
 
 
-def test_truncated_data_raises_eoferror(tmp_path):
-    """Voxel data that ends early: EOFError (.nii: with the count; .nii.gz: the gzip stream ends early)."""
+def test_truncated_data_is_refused(tmp_path):
+    """.nii: the header implies more bytes than the file has (before reading); .nii.gz: gzip's EOFError."""
     plain = save(tmp_path / "t.nii", labels((8, 8, 8), seed=8).astype(np.int16))
     plain.write_bytes(plain.read_bytes()[:352 + 2 * 300 + 1])
-    with pytest.raises(EOFError, match="expected 512 voxels of int16 after the header, got 300"):
+    with pytest.raises(LabelFileError, match=r"1376 bytes: offset 352 \+ 512 voxels of int16\), got a file of 953"):
         stream_label_counts(str(plain), 6, "labels")
     packed = save(tmp_path / "t.nii.gz", labels((8, 8, 8), seed=8).astype(np.int16))
     packed.write_bytes(packed.read_bytes()[:-20])
-    with pytest.raises(EOFError, match="end-of-stream marker"):
+    with pytest.raises(LabelFileError, match=r"EOFError: .*end-of-stream marker"):
         stream_label_counts(str(packed), 6, "labels")
 
 
 def test_garbage_where_the_next_member_should_be(tmp_path):
-    path = save(tmp_path / "g.nii.gz", np.ones((5, 5, 5), np.uint8))
+    """After the first member (past the bytes nibabel sniffs), bytes that are no gzip member: gzip's error."""
+    path = save(tmp_path / "g.nii.gz", np.ones((40, 40, 40), np.uint8))
     raw = gzip.decompress(path.read_bytes())
-    path.write_bytes(gzip.compress(raw[:400]) + b"garbage")
-    with pytest.raises(gzip.BadGzipFile, match="Not a gzipped file"):
+    path.write_bytes(gzip.compress(raw[:30000]) + b"garbage")
+    with pytest.raises(gzip.BadGzipFile):  # the oracle: nibabel's full load
+        np.asanyarray(nib.load(str(path)).dataobj)
+    with pytest.raises(LabelFileError, match="BadGzipFile: Not a gzipped file"):
         stream_label_counts(str(path), 2, "labels")
 
 
@@ -148,20 +211,13 @@ def test_bad_values_and_shapes_raise_like_the_nibabel_path(tmp_path):
         stream_label_counts(str(save(tmp_path / "4d.nii.gz", np.zeros((2, 2, 2, 3), np.uint8))), 2, "labels")
     with pytest.raises(ValueError, match=r"expected at least one voxel, got shape \[3, 0, 2\]"):
         stream_label_counts(str(save(tmp_path / "e.nii.gz", np.zeros((3, 0, 2), np.uint8))), 2, "labels")
+    with pytest.raises(TypeError, match="labels: expected an integer array of class indices, got dtype complex64"):
+        stream_label_counts(str(save(tmp_path / "c.nii.gz", np.zeros((2, 2, 2), np.complex64))), 2, "labels")
 
 
-def test_memory_stays_at_a_piece_not_the_volume(tmp_path):
+def test_memory_stays_at_a_slab_not_the_volume(tmp_path):
     """Property: counting a 8 MB volume allocates well under its size; loading it whole does not."""
     path = save(tmp_path / "big.nii.gz", nested_balls(200, seed=0))
     volume_bytes = 200**3
-
-    def peak(fn):
-        tracemalloc.start()
-        try:
-            fn()
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
-    assert peak(lambda: np.asanyarray(nib.load(str(path)).dataobj)) >= volume_bytes  # tracemalloc sees numpy
-    assert peak(lambda: stream_label_counts(str(path), 5, "labels")) < volume_bytes / 4
+    assert peak_bytes(lambda: np.asanyarray(nib.load(str(path)).dataobj)) >= volume_bytes  # tracemalloc sees numpy
+    assert peak_bytes(lambda: stream_label_counts(str(path), 5, "labels")) < volume_bytes / 4

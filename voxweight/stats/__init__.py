@@ -5,14 +5,23 @@
 counts into a ``pos_weight``. Pure numpy/torch/nibabel, no MONAI.
 
 Modules, listed so that each imports only modules after it: ``scan`` (workers, adding up),
-``label_stats`` (the class), ``nifti`` (streaming NIfTI reader), ``files`` (finding and reading label
-files), ``weights`` (counts -> weights), ``serialise`` (JSON), ``distributed`` (sums over ranks),
-``counting`` (exact label counts).
+``label_stats`` (the class), ``nifti`` (counting a file a slab at a time), ``files`` (finding and reading
+label files), ``weights`` (counts -> weights), ``serialise`` (JSON), ``distributed`` (sums over ranks),
+``images`` (opening one file with nibabel, checked), ``counting`` (exact label counts).
 """
 
-from voxweight.stats.files import list_label_files, load_label
+from voxweight.stats.files import list_label_files, load_label, read_errors
+from voxweight.stats.images import LabelFileError
 from voxweight.stats.label_stats import LabelStats
 from voxweight.stats.scan import scan_labels
 from voxweight.stats.weights import pos_weight_from_counts
 
-__all__ = ["LabelStats", "list_label_files", "load_label", "pos_weight_from_counts", "scan_labels"]
+__all__ = [
+    "LabelFileError",
+    "LabelStats",
+    "list_label_files",
+    "load_label",
+    "pos_weight_from_counts",
+    "read_errors",
+    "scan_labels",
+]

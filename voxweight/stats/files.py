@@ -1,9 +1,9 @@
-"""Finding and reading label files: which files a scan reads, and each one as an integer label map.
+"""Finding and reading label files: which files a scan reads, and one whole file as a checked label map.
 
 :func:`list_label_files` expands files and directories into the files :func:`voxweight.scan_labels`
-counts; :func:`load_label` reads one whole file as a checked integer array (the CLI's entry point);
-:func:`read_label` is the bare nibabel read both use, and :func:`label_shape` the 2D/3D rule they share
-with the streaming reader of :mod:`voxweight.stats.nifti`.
+counts; :func:`load_label` reads one whole file as a checked integer array (the CLI's entry point), opened
+by :func:`voxweight.stats.images.open_label_image` (the checks every read goes through), and
+:func:`read_errors` lists the exceptions that mean "this file cannot be counted".
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy as np
 
 from voxweight._validate import describe
 from voxweight.stats.counting import value_range
+from voxweight.stats.images import nibabel_call, open_label_image
 
-__all__ = ["NIFTI_SUFFIXES", "PathLike", "label_shape", "list_label_files", "load_label", "read_errors",
-           "read_label"]
+__all__ = ["NIFTI_SUFFIXES", "PathLike", "list_label_files", "load_label", "read_errors", "read_label"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -129,6 +129,9 @@ def load_label(path: PathLike) -> tuple[np.ndarray, Any]:
 def read_label(path: str) -> tuple[np.ndarray, Any]:
     """Read a file whole with nibabel, as stored (no value checks), without its trailing axes of size 1.
 
+    The file is opened by :func:`open_label_image`, so its header has been checked against its size
+    before the voxel data is allocated.
+
     Args:
         path: the file.
 
@@ -136,52 +139,23 @@ def read_label(path: str) -> tuple[np.ndarray, Any]:
         ``(array, image)``: the data in its stored dtype (scaling applied) and the nibabel image.
 
     Raises:
-        ValueError: for a 4D image or one without voxels (see :func:`label_shape`).
-        OSError: and nibabel's errors (see :func:`read_errors`) for unreadable files.
+        LabelFileError: (a ``ValueError``) for what :func:`open_label_image` refuses, and for nibabel's
+            errors reading the data (a truncated file), with nibabel's reason.
 
     Shape:
         - array: ``label_shape(image.shape)``.
     """
-    import nibabel as nib
-
-    image = nib.load(path)
-    shape = label_shape(tuple(image.shape))
-    array = np.asanyarray(image.dataobj)
+    with open_label_image(path) as (image, shape):
+        array = nibabel_call(np.asanyarray, image.dataobj)
     return array[(..., *([0] * (array.ndim - len(shape))))], image
-
-
-def label_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape of a label map without its trailing axes of size 1 (beyond the third).
-
-    Args:
-        shape: an image's shape.
-
-    Returns:
-        The 2D or 3D shape.
-
-    Raises:
-        ValueError: for a true 4D (or higher) image, or a shape without voxels.
-
-    Example:
-        >>> label_shape((4, 5, 6, 1)), label_shape((4, 5))
-        ((4, 5, 6), (4, 5))
-    """
-    dims = tuple(shape)
-    while len(dims) > 3 and dims[-1] == 1:
-        dims = dims[:-1]
-    if len(dims) > 3:
-        raise ValueError(f"expected a 2D or 3D label map, got a {len(dims)}D image of shape {list(shape)}")
-    if 0 in dims:
-        raise ValueError(f"expected at least one voxel, got shape {list(shape)}")
-    return dims
 
 
 def read_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "this file cannot be counted" (rather than a bug): a scan skips them.
 
     Returns:
-        ``OSError``, ``EOFError``, ``zlib.error``, ``ValueError``, ``TypeError`` and nibabel's
-        ``ImageFileError`` and ``HeaderDataError``.
+        ``OSError``, ``EOFError``, ``zlib.error``, ``ValueError`` (:class:`LabelFileError` included),
+        ``TypeError`` and nibabel's ``ImageFileError`` and ``HeaderDataError``.
     """
     from nibabel.filebasedimages import ImageFileError
     from nibabel.spatialimages import HeaderDataError

@@ -1,7 +1,7 @@
 """Scan NIfTI label maps into a :class:`voxweight.LabelStats`, one file at a time per worker.
 
-Which files, and how a whole file is read: :mod:`voxweight.stats.files`; how a plain NIfTI file is
-counted while it decompresses: :mod:`voxweight.stats.nifti`. This module runs the workers and adds up.
+Which files: :mod:`voxweight.stats.files`; how a file is opened safely: :mod:`voxweight.stats.images`;
+how it is counted a slab at a time: :mod:`voxweight.stats.nifti`. This module runs the workers and adds up.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from itertools import repeat
 import numpy as np
 
 from voxweight._validate import check_flag, check_positive_int
-from voxweight.stats.counting import count_labels
-from voxweight.stats.files import PathLike, list_label_files, read_errors, read_label
+from voxweight.stats.files import PathLike, list_label_files, read_errors
 from voxweight.stats.label_stats import LabelStats
 from voxweight.stats.nifti import stream_label_counts
 
@@ -28,18 +27,21 @@ def scan_labels(paths: PathLike | Iterable[PathLike], *, num_classes: int | None
     """Count every label file under ``paths`` into one :class:`~voxweight.LabelStats`.
 
     Each file is counted as one image with :meth:`LabelStats.update_labels` semantics: value ``k`` is
-    class ``k``, background (0) included. Single-file NIfTI-1/2 (``.nii``, ``.nii.gz``) is counted while it
-    decompresses, half a MiB at a time in its on-disk dtype, so a file is never held whole (and scanning
-    costs about what decompressing does); other files (scaled data, other formats) are loaded whole by
-    nibabel (``np.asanyarray(img.dataobj)``) and then counted. Workers are processes (``spawn``), each on
-    one file at a time. Counts are exact integers, the same for any ``workers`` and any file order.
+    class ``k``, background (0) included. Every file is opened by nibabel (header parsing, decompression,
+    scaling) and read through its array proxy one slab of at most ``SLAB_VOXELS`` voxels at a time along
+    the slowest axis, so a file is never held whole, whatever its header claims (and scanning costs about
+    what decompressing does). The counts are exactly ``np.bincount`` of nibabel's full load. Workers are
+    processes (``spawn``), each on one file at a time. Counts are exact integers, the same for any
+    ``workers`` and any file order.
 
     What counts as a label file: a 2D or 3D image (trailing axes of size 1 are dropped; a true 4D image is
-    rejected) of integers >= 0. Files stored as floats are accepted when every value is a whole number
-    (many tools write labels as float32); a fractional, NaN or negative value is rejected. Files that
-    cannot be read (corrupt, truncated, 4D, non-integer labels, labels >= ``num_classes``) are skipped with
-    a warning and listed in ``stats.skipped`` as ``(path, reason)``; with ``strict=True`` the first of them
-    (in file order) raises instead.
+    rejected) of integers >= 0. Files stored as floats (or scaled) are accepted when every value is a whole
+    number (many tools write labels as float32); a fractional, NaN or negative value is rejected. Files
+    that cannot be read are skipped with a warning and listed in ``stats.skipped`` as ``(path, reason)``:
+    not a regular file (a FIFO is never opened), a header nibabel refuses (with nibabel's reason), a
+    negative, empty or 4D shape, a header claiming more data than the file can hold, corrupt or truncated
+    data, non-integer labels, labels >= ``num_classes``. Any error nibabel raises for a file skips that
+    file; it never aborts the scan. With ``strict=True`` the first of them (in file order) raises instead.
 
     Args:
         paths: a file, a directory, or a sequence of them. A directory contributes its ``*.nii`` and
@@ -85,17 +87,9 @@ def scan_labels(paths: PathLike | Iterable[PathLike], *, num_classes: int | None
 
 
 def _count_file(path: str, num_classes: int | None) -> tuple[np.ndarray | None, str | None]:
-    """Worker: the label counts of one file, or the reason it cannot be counted.
-
-    Plain NIfTI files are counted while they decompress (:mod:`voxweight.stats.nifti`); anything else
-    is loaded whole by nibabel and then counted.
-    """
+    """Worker: the label counts of one file (a slab at a time), or the reason it cannot be counted."""
     try:
-        counts = stream_label_counts(path, num_classes, "labels")
-        if counts is None:
-            array, _ = read_label(path)
-            counts = count_labels(array, num_classes, "labels", allow_float=True)
-        return counts, None
+        return stream_label_counts(path, num_classes, "labels"), None
     except read_errors() as err:
         message = str(err) if isinstance(err, ValueError | TypeError) else f"{type(err).__name__}: {err}"
         return None, message
