@@ -24,6 +24,7 @@ __all__ = [
     "check_mask",
     "checked_weight",
     "multiply",
+    "weight_tensor",
 ]
 
 WeightLike = float | Sequence[float] | np.ndarray | torch.Tensor
@@ -37,7 +38,8 @@ def align_channel(name: str, w: torch.Tensor | None, shape: Sequence[int], chann
     full number of dimensions must match ``shape`` (or have size 1) on every axis.
 
     Raises:
-        ValueError: naming ``name``, for a vector of the wrong length or a tensor that does not line up.
+        ValueError: naming ``name``, for a vector of the wrong length, a tensor that does not line up, or a
+            non-scalar weight for an input without a channel axis (0-d or 1-d input).
 
     Example:
         >>> align_channel("pos_weight", torch.tensor([1.0, 2.0, 3.0]), (2, 3, 8, 8, 3)).shape  # C, not W
@@ -45,6 +47,11 @@ def align_channel(name: str, w: torch.Tensor | None, shape: Sequence[int], chann
     """
     if w is None or w.ndim == 0:
         return w
+    if len(shape) <= channel_dim:
+        raise ValueError(
+            f"{name}: expected a number (0-d) for input with shape {list(shape)}, which has no channel axis "
+            f"{channel_dim}; per-class weights need input of shape [N, C, *spatial], got {list(w.shape)}"
+        )
     if w.ndim == 1:
         channels = shape[channel_dim]
         if w.shape[0] != channels:
@@ -62,12 +69,18 @@ def align_channel(name: str, w: torch.Tensor | None, shape: Sequence[int], chann
 def align_batch(name: str, w: torch.Tensor | None, shape: Sequence[int]) -> torch.Tensor | None:
     """Place a per-sample weight ``[N]`` on the batch axis (dim 0) of ``shape``.
 
+    Raises:
+        ValueError: naming ``name``, for anything but a number or ``[N]``, or a non-scalar for a 0-d input.
+
     Example:
         >>> align_batch("sample_weight", torch.tensor([1.0, 0.5]), (2, 3, 4)).shape
         torch.Size([2, 1, 1])
     """
     if w is None or w.ndim == 0:
         return w
+    if len(shape) == 0:
+        raise ValueError(f"{name}: expected a number (0-d) for a 0-d input, which has no batch axis; per-sample "
+                         f"weights need input of shape [N, ...], got {list(w.shape)}")
     if w.ndim != 1 or w.shape[0] != shape[0]:
         raise ValueError(
             f"{name}: expected shape [{shape[0]}] (one value per sample on the batch axis of input with "
@@ -121,18 +134,42 @@ def checked_weight(name: str, value: Any, like: torch.Tensor, *, tensor_only: bo
     """
     if tensor_only and value is not None:
         check_tensor(name, value)
-    out = as_weight_tensor(name, value, like=like)
+    out = weight_tensor(name, value, like)
     if out is not None:
         check_nonnegative(name, out)
     return out
 
 
-def check_mask(mask: Any, input: torch.Tensor) -> torch.Tensor | None:
-    """A bool tensor on ``input``'s device (True = counted), or None; its shape is checked by the caller."""
+def weight_tensor(name: str, value: Any, like: torch.Tensor) -> torch.Tensor | None:
+    """:func:`voxweight._validate.as_weight_tensor`, with a number beyond float64 (``10**400``) a ``ValueError``.
+
+    Raises:
+        TypeError: for non-numeric values.
+        ValueError: naming ``name``, for a number too large for float64 or a tensor on another device.
+
+    Example:
+        >>> weight_tensor("pos_weight", 10**400, torch.zeros(1))
+        Traceback (most recent call last):
+        ...
+        ValueError: pos_weight: expected finite values, got a number too large for float64
+    """
+    try:
+        return as_weight_tensor(name, value, like=like)
+    except OverflowError:
+        raise ValueError(f"{name}: expected finite values, got a number too large for float64") from None
+
+
+def check_mask(mask: Any, input: torch.Tensor, broadcast_to: Sequence[int] | None = None) -> torch.Tensor | None:
+    """A bool tensor on ``input``'s device (True = counted), or None.
+
+    Its shape is checked against ``broadcast_to`` if given (each dim equal or 1), else by the caller.
+    """
     if mask is None:
         return None
     check_tensor("mask", mask)
     if mask.dtype != torch.bool:
         raise TypeError(f"mask: expected a bool tensor (True = counted), got dtype {mask.dtype}")
     check_same_device("mask", mask, input.device)
+    if broadcast_to is not None:
+        check_broadcastable_to("mask", mask, broadcast_to)
     return mask

@@ -29,8 +29,10 @@ class WeightedLoss(nn.Module):
     Args:
         options: the validated options (a ``NamedTuple`` from ``make_options``).
         weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``.
-        **weights: configured weights (number, sequence or tensor, finite and >= 0) stored as float32
-            buffers under their names, or ``None``.
+        **weights: configured weights (number, sequence or tensor, finite and >= 0) stored as buffers
+            under their names, or ``None``: a floating-point tensor keeps its dtype (float64 stays float64),
+            numbers, sequences, arrays and integer tensors become float32; ``.double()``/``.float()``/``.to()``
+            convert them like any buffer.
 
     Raises:
         TypeError: for a ``weight_fn`` that is not callable, or non-numeric weights.
@@ -42,6 +44,8 @@ class WeightedLoss(nn.Module):
         >>> loss_fn.reduction = "sum"  # validated when assigned, not on every call
         >>> loss_fn.options.reduction, loss_fn.pos_weight
         ('sum', tensor([2., 3.]))
+        >>> VoxelWeightedBCE(pos_weight=torch.tensor([2.0], dtype=torch.float64)).pos_weight.dtype
+        torch.float64
     """
 
     make_options: Callable[..., NamedTuple]
@@ -93,9 +97,11 @@ def option(name: str, doc: str) -> property:
 
 
 def _weight_buffer(name: str, value: WeightLike | None) -> torch.Tensor | None:
-    """A float32 copy of a configured weight (on the tensor's device), validated once."""
+    """A validated copy of a configured weight: a float tensor keeps its dtype, anything else is float32."""
     if value is None:
         return None
     device = value.device if isinstance(value, torch.Tensor) else "cpu"
-    out = checked_weight(name, value, torch.empty(0, dtype=torch.float32, device=device))
+    floating = isinstance(value, torch.Tensor) and value.is_floating_point()
+    dtype = value.dtype if floating else torch.float32
+    out = checked_weight(name, value, torch.empty(0, dtype=dtype, device=device))
     return out.detach().clone()

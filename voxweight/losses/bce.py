@@ -13,10 +13,8 @@ from typing import Any, NamedTuple
 import torch
 
 from voxweight._validate import (
-    check_broadcastable_to,
     check_flag,
     check_float_tensor,
-    check_positive_number,
     check_same_device,
     check_tensor,
     look_up_option,
@@ -33,6 +31,7 @@ from voxweight.losses.align import (
 )
 from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.eager import compute_bce
+from voxweight.losses.finite import LOW_PRECISION, positive_number, saturate
 from voxweight.losses.fused import fused_bce
 from voxweight.losses.reduce import REDUCTIONS
 from voxweight.maps.balance import BALANCE_MODES
@@ -56,7 +55,8 @@ def bce_options(*, logits: bool = True, reduction: str = "mean", fused: bool = F
 
     Raises:
         TypeError: for non-bool ``logits``/``fused`` or a non-numeric ``balance_max_weight``.
-        ValueError: for an unknown ``reduction`` or ``balance``, or ``balance_max_weight <= 0``.
+        ValueError: for an unknown ``reduction`` or ``balance``, or a ``balance_max_weight`` that is not a
+            finite number > 0 (``10**400`` included).
 
     Example:
         >>> bce_options(balance="balanced")
@@ -68,7 +68,7 @@ def bce_options(*, logits: bool = True, reduction: str = "mean", fused: bool = F
     if balance is not None:
         balance = look_up_option("balance", balance, BALANCE_MODES)
     if balance_max_weight is not None:
-        balance_max_weight = check_positive_number("balance_max_weight", balance_max_weight)
+        balance_max_weight = positive_number("balance_max_weight", balance_max_weight)
     return BCEOptions(logits, reduction, fused, balance, balance_max_weight)
 
 
@@ -103,12 +103,10 @@ def voxel_weighted_bce(
         mask: bool, ``input``'s number of dims, each dim equal or 1; False elements are not counted.
         logits: whether ``input`` holds logits (default) or probabilities.
         reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
-        fused: run forward and backward as ``torch.compile``-fused kernels (faster and lighter after a
-            one-off compilation of several seconds; falls back to eager, with a warning, where compiling
-            is unavailable). A reduced loss whose only gradient is ``input``'s gets its gradient in the
-            forward kernel, and the value checks run inside it too. Agrees with the eager path to float
-            rounding (values and first and second derivatives). Off by default: the eager path is
-            bit-for-bit torch.
+        fused: ``torch.compile``-fused forward and backward (faster and lighter after a one-off compilation
+            of seconds; eager, with a warning, where compiling is unavailable); the gradient of a reduced
+            loss and the value checks come from the forward kernel. Equal to the eager path to rounding
+            (values, first and second derivatives). Off by default: the eager path is bit-for-bit torch.
         balance: foreground/background rebalancing computed inside the loss, per sample and channel, from
             the target's own foreground fraction (``"balanced"``, ``"inverse_frequency"``, ``"sqrt_inverse"``):
             the same as multiplying ``weight`` by ``class_balance_weights(target, mode=balance)``, without a
@@ -158,6 +156,9 @@ def weighted_bce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
         tensor(1.3863)
     """
     input = check_float_tensor("input", input)
+    dtype, low = input.dtype, input.dtype in LOW_PRECISION
+    if low and options.balance is not None:  # balance weights (131072 for 1 voxel in 64^3) overflow float16
+        input = saturate(input, torch.float32)
     with deferred_value_checks(enabled=options.fused) as pending:  # fused: value checks run inside the kernel
         target = _prepare_target(target, input)
         if not options.logits:
@@ -170,13 +171,10 @@ def weighted_bce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
             align_batch("sample_weight", checked_weight("sample_weight", sample_weight, input), shape),
         )
     spec = None if options.balance is None else _balance_spec(options, target)
-    m = check_mask(mask, input)
-    if m is not None:
-        check_broadcastable_to("mask", m, input.shape)
+    m = check_mask(mask, input, broadcast_to=input.shape)
     args = (input, target, w, pos, m, options.logits, options.reduction, spec)
-    if options.fused:
-        return fused_bce(*args, checks=pending)
-    return compute_bce(*args)
+    loss = fused_bce(*args, checks=pending) if options.fused else compute_bce(*args)
+    return saturate(loss, dtype) if low else loss  # float16 sums overflow: the largest finite value instead
 
 
 def _balance_spec(options: BCEOptions, target: torch.Tensor) -> tuple[str, float | None]:
@@ -223,7 +221,9 @@ class VoxelWeightedBCE(WeightedLoss):
     * ``"sum"``; ``"none"`` (element losses, masked elements set to 0).
 
     An empty selection reduces to 0, not NaN. With no weights and no mask, values and gradients are those
-    of ``F.binary_cross_entropy_with_logits`` (or ``F.binary_cross_entropy``), which do the maths.
+    of ``F.binary_cross_entropy_with_logits`` (or ``F.binary_cross_entropy``), which do the maths. float16 and
+    bfloat16 with ``balance`` compute in float32; their results saturate at the dtype's largest finite value
+    (not inf). ``"weighted_mean"`` divides the weights by their maximum first: 3e38 or 1e-44 give finite results.
 
     Args:
         pos_weight: weight of the positive term per class (number, sequence, ``[C]`` or full-ndim tensor);

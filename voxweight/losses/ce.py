@@ -19,9 +19,12 @@ from voxweight._validate import (
 from voxweight.checks import check_all, check_range
 from voxweight.losses.align import WeightLike, align_batch, check_mask, checked_weight, multiply
 from voxweight.losses.base import WeightedLoss, option
+from voxweight.losses.finite import LOW_PRECISION, normalise, saturate
 from voxweight.losses.reduce import REDUCTIONS, reduce_losses
 
 __all__ = ["CEOptions", "VoxelWeightedCE", "ce_options", "voxel_weighted_ce", "weighted_ce"]
+
+_UNSIGNED_WIDE = (torch.uint16, torch.uint32, torch.uint64)
 
 
 class CEOptions(NamedTuple):
@@ -38,7 +41,8 @@ def ce_options(*, ignore_index: int | None = None, label_smoothing: float = 0.0,
 
     Raises:
         TypeError: for a non-int ``ignore_index`` or a non-numeric ``label_smoothing``.
-        ValueError: for an unknown ``reduction`` or ``label_smoothing`` outside [0, 1].
+        ValueError: for an unknown ``reduction``, ``label_smoothing`` outside [0, 1], or an ``ignore_index``
+            outside the int64 range.
 
     Example:
         >>> ce_options(ignore_index=255)
@@ -47,9 +51,11 @@ def ce_options(*, ignore_index: int | None = None, label_smoothing: float = 0.0,
     reduction = look_up_option("reduction", reduction, REDUCTIONS)
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
         raise TypeError(f"ignore_index: expected an int or None, got {describe(ignore_index)}")
+    if ignore_index is not None and not -2**63 <= ignore_index < 2**63:
+        raise ValueError(f"ignore_index: expected an int in the int64 range [-2**63, 2**63 - 1], got {ignore_index}")
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, int | float):
         raise TypeError(f"label_smoothing: expected a number in [0, 1], got {describe(label_smoothing)}")
-    if not 0.0 <= float(label_smoothing) <= 1.0:
+    if not 0 <= label_smoothing <= 1:  # compared as given: float(10**400) would overflow
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
     return CEOptions(ignore_index, float(label_smoothing), reduction)
 
@@ -70,15 +76,17 @@ def voxel_weighted_ce(
 
     Args:
         input: logits ``[N, C, *spatial]``, floating point.
-        target: class indices (integer ``[N, *spatial]`` or ``[N, 1, *spatial]``) or class probabilities
+        target: class indices (integer ``[N, *spatial]`` or ``[N, 1, *spatial]``, any integer dtype, the
+            uint16/uint32/uint64 of ``torch.from_numpy`` on NIfTI labels included) or class probabilities
             (floating ``[N, C, *spatial]``, values in [0, 1]).
         weight: per-voxel map ``[N, *spatial]`` or ``[N, 1, *spatial]`` (each dim equal or 1).
         class_weight: one weight per class, ``[C]`` (a number applies to all).
         sample_weight: ``[N]``, one weight per sample.
         mask: bool, shaped like ``weight``; False voxels are not counted.
-        ignore_index: a class index whose voxels are not counted (index targets only).
+        ignore_index: a class index whose voxels are not counted (index targets only), within int64.
         label_smoothing: in [0, 1], as in ``torch.nn.functional.cross_entropy``.
-        reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
+        reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"`` (which divides ``weight`` and
+            ``class_weight`` by their maxima first: huge finite weights give finite results).
 
     Returns:
         The reduced loss, or ``[N, *spatial]`` voxel losses for ``"none"`` (uncounted voxels are 0).
@@ -127,6 +135,8 @@ def weighted_ce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
     target, is_index = _prepare_target(target, input, ignore_index)
     w = multiply(_voxel_map("weight", weight, input, voxel_shape),
                  align_batch("sample_weight", checked_weight("sample_weight", sample_weight, input), voxel_shape))
+    if options.reduction == "weighted_mean":  # scale-invariant in w and in a: keep huge finite weights finite
+        a, w = normalise(a), normalise(w)
     m = check_mask(mask, input)
     if m is not None:
         m = _drop_channel("mask", m, input, voxel_shape)
@@ -137,6 +147,8 @@ def weighted_ce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
                              ignore_index=ignore_index if ignore_index is not None else -100)
     if w is not None:
         losses = losses * w
+    if input.dtype in LOW_PRECISION and options.reduction == "none":
+        losses = saturate(losses, input.dtype)
     return reduce_losses(losses, options.reduction, m, multiply(w, _voxel_class_weight(a, target, is_index)),
                          torch.Size(voxel_shape))
 
@@ -168,6 +180,8 @@ def _prepare_target(target: Any, input: torch.Tensor, ignore_index: int | None) 
         return target.to(input.dtype), False
     if target.dtype == torch.bool or target.is_complex():
         raise TypeError(f"target: expected integer class indices or float probabilities, got dtype {target.dtype}")
+    if target.dtype in _UNSIGNED_WIDE:  # torch.from_numpy of uint16/32/64 NIfTI labels: few kernels, widen
+        target = target.to(torch.int64)  # (a uint64 above 2**63 wraps negative: reported as out of range)
     if target.ndim == input.ndim and target.shape[1] == 1:
         target = target.squeeze(1)
     expected = (input.shape[0], *input.shape[2:])

@@ -11,8 +11,13 @@ import torch.nn.functional as F
 
 from voxweight.losses.align import multiply
 from voxweight.losses.balanced import balanced_bce, can_fuse_balance
+from voxweight.losses.finite import normalise
 from voxweight.losses.reduce import reduce_losses
 from voxweight.maps.balance import balance_map
+
+# The smallest weight each balance mode gives (0.5 / f >= 0.5, 1 / f >= 1, 1 / sqrt(f) >= 1, 1 where undefined):
+# a max_weight below it makes every weight equal, which "weighted_mean" does not see.
+_SMALLEST_FACTOR = {"balanced": 0.5, "inverse_frequency": 1.0, "sqrt_inverse": 1.0}
 
 
 def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
@@ -22,7 +27,10 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
 
     ``balance = (mode, max_weight)`` multiplies ``w`` by the class-balance map of ``target``. Eagerly, with
     logits, no ``pos_weight``/mask and per-``(n, c)`` weights, :func:`balanced_bce` never writes the map
-    out; otherwise the map is built here, which ``torch.compile`` fuses into the loss kernel.
+    out; otherwise the map is built here, which ``torch.compile`` fuses into the loss kernel. For
+    ``"weighted_mean"``, which one common scale of the weights does not change, ``w`` is divided by its
+    maximum and a ``max_weight`` below the mode's smallest balance weight is raised to it (every weight is
+    equal either way), so that huge or tiny finite weights give a finite result.
 
     Args:
         input: logits or probabilities.
@@ -39,6 +47,10 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
         >>> compute_bce(x, t, None, torch.tensor(3.0), None, True, "weighted_mean")  # log 2 whatever the weights
         tensor(0.6931)
     """
+    if reduction == "weighted_mean":  # scale-invariant: keep w * loss and the sums finite for huge weights
+        w = normalise(w, pos)
+        if balance is not None:
+            balance = _weighted_mean_balance(*balance)
     if balance is not None and can_fuse_balance(input, target, w, pos, mask, logits, reduction):
         return balanced_bce(input, target, w, reduction, *balance)
     if balance is not None:
@@ -47,6 +59,13 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
         return _elementwise(input, target, w, pos, logits, reduction)
     losses = _elementwise(input, target, w, pos, logits, "none")
     return reduce_losses(losses, reduction, mask, _effective_weight(w, pos, target), input.shape)
+
+
+def _weighted_mean_balance(mode: str, max_weight: float | None) -> tuple[str, float | None]:
+    """The same ``"weighted_mean"`` with a ``max_weight`` of at least the mode's smallest weight (never tiny)."""
+    if max_weight is None:
+        return mode, None
+    return mode, max(max_weight, _SMALLEST_FACTOR[mode])
 
 
 def _elementwise(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,

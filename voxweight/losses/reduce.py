@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from voxweight.losses.finite import saturate
+
 __all__ = ["REDUCTIONS", "reduce_losses"]
 
 REDUCTIONS = ("mean", "sum", "none", "weighted_mean")
@@ -16,7 +18,8 @@ def reduce_losses(losses: torch.Tensor, reduction: str, mask: torch.Tensor | Non
 
     ``"mean"`` divides by the number of counted elements, ``"weighted_mean"`` by the sum of ``weight``
     over them (by the count when ``weight`` is None). ``mask`` (broadcastable to ``shape``) marks the
-    counted elements; masked losses become 0. An empty selection reduces to 0, never NaN.
+    counted elements; masked losses become 0. An empty selection reduces to 0, never NaN. float16 and
+    bfloat16 accumulate in float32; a result beyond their range saturates at their largest finite value.
 
     Formula: ``"mean"``: ``sum(l) / #counted``; ``"weighted_mean"``: ``sum(l) / sum(w over counted)``.
 
@@ -36,7 +39,7 @@ def reduce_losses(losses: torch.Tensor, reduction: str, mask: torch.Tensor | Non
     acc = torch.float32 if losses.dtype in _LOW_PRECISION else losses.dtype
     total = losses.sum(dtype=acc)
     if reduction == "sum":
-        return total.to(losses.dtype)
+        return _cast(total, losses.dtype)
     if reduction == "mean" or weight is None:
         count = _count(mask, shape, total)
     else:
@@ -45,7 +48,12 @@ def reduce_losses(losses: torch.Tensor, reduction: str, mask: torch.Tensor | Non
             weight = torch.where(mask, weight, weight.new_zeros(()))
         count = weight.sum(dtype=acc)
     # An empty selection (all masked out, or all weights 0) has a sum of 0 and reduces to 0, not NaN.
-    return (total / torch.where(count > 0, count, torch.ones_like(count))).to(losses.dtype)
+    return _cast(total / torch.where(count > 0, count, torch.ones_like(count)), losses.dtype)
+
+
+def _cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` in ``dtype``, saturating (a float16 sum above 65504 is 65504, not inf)."""
+    return x if x.dtype == dtype else saturate(x, dtype)
 
 
 def _count(mask: torch.Tensor | None, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
