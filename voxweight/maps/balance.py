@@ -23,7 +23,7 @@ from voxweight._validate import (
     look_up_option,
 )
 from voxweight.checks import check_nonnegative, check_range
-from voxweight.maps.labels import Label, check_label, class_index_tensor, float_tensor
+from voxweight.maps.labels import MAX_WEIGHT, Label, check_label, check_weight, class_index_tensor, float_tensor
 
 __all__ = [
     "BALANCE_MODES",
@@ -45,7 +45,8 @@ def balance_factors(fraction: torch.Tensor, mode: str, max_weight: float | None 
     ``"balanced"``: ``0.5 / f`` and ``0.5 / (1 - f)`` (the mean weight over the volume is 1, as in
     scikit-learn's "balanced"); ``"inverse_frequency"``: ``1 / f`` and ``1 / (1 - f)``;
     ``"sqrt_inverse"``: ``1 / sqrt(f)`` and ``1 / sqrt(1 - f)``. Where ``f`` is 0 or 1 (no foreground,
-    or no background) both weights are 1. ``max_weight`` clips both from above.
+    or no background) both weights are 1. ``max_weight`` clips both from above, and so does
+    ``MAX_WEIGHT`` (1e12) always, so that a tiny soft fraction gives a finite weight, never ``inf``.
 
     Shape:
         - fraction: any shape; outputs: the same.
@@ -64,9 +65,10 @@ def balance_factors(fraction: torch.Tensor, mode: str, max_weight: float | None 
         fg, bg = torch.rsqrt(f), torch.rsqrt(1 - f)
     one = torch.ones_like(f)
     fg, bg = torch.where(defined, fg, one), torch.where(defined, bg, one)
-    if max_weight is not None:
-        fg, bg = fg.clamp(max=max_weight), bg.clamp(max=max_weight)
-    return fg, bg
+    cap = MAX_WEIGHT if max_weight is None else min(max_weight, MAX_WEIGHT)
+    if f.is_floating_point():  # float16 cannot hold 1e12: its largest finite value is the cap there
+        cap = min(cap, torch.finfo(f.dtype).max)
+    return fg.clamp(max=cap), bg.clamp(max=cap)
 
 
 def balance_map(target: torch.Tensor, mode: str, max_weight: float | None = None,
@@ -102,15 +104,16 @@ def class_balance_weights(label: Label, *, fg_weight: float | None = None, bg_we
     * ``"sqrt_inverse"``: ``1 / sqrt(f)`` and ``1 / sqrt(1 - f)``.
 
     An empty (``f = 0``) or full (``f = 1``) volume gets weights of 1. ``max_weight`` clips ``fg`` and
-    ``bg`` from above (the 1 of an empty volume included). Soft labels interpolate linearly.
+    ``bg`` from above (the 1 of an empty volume included), and so does 1e12 (``MAX_WEIGHT``) always, so
+    every map is finite. Soft labels interpolate linearly. A zero-size label gives an empty map.
     For a tensor everything runs in torch on its device, without a host-device synchronisation (the
     range check of ``label`` follows :func:`voxweight.set_value_checks`), so a loss can call it on
     every batch: ``VoxelWeightedBCE(weight_fn=class_balance_weights)``.
 
     Args:
         label: binary or soft labels in [0, 1], ndarray or tensor.
-        fg_weight: weight of foreground voxels (``t = 1``), >= 0.
-        bg_weight: weight of background voxels (``t = 0``), >= 0.
+        fg_weight: weight of foreground voxels (``t = 1``), in ``[0, 1e12]``.
+        bg_weight: weight of background voxels (``t = 0``), in ``[0, 1e12]``.
         mode: ``"balanced"``, ``"inverse_frequency"`` or ``"sqrt_inverse"`` (used when neither weight is given).
         max_weight: upper bound of ``fg`` and ``bg`` (> 0), or None.
         spatial_dims: number of trailing spatial axes of ``label``.
@@ -120,8 +123,8 @@ def class_balance_weights(label: Label, *, fg_weight: float | None = None, bg_we
 
     Raises:
         TypeError: for a label that is not an ndarray/tensor of bool, integer or float dtype, or non-numeric weights.
-        ValueError: for ``label.ndim < spatial_dims``, labels outside [0, 1], negative ``fg_weight``/``bg_weight``,
-            ``max_weight <= 0``, or an unknown ``mode``.
+        ValueError: for ``label.ndim < spatial_dims``, labels outside [0, 1], ``fg_weight``/``bg_weight`` outside
+            ``[0, 1e12]`` (or not finite), ``max_weight <= 0`` (or not finite), or an unknown ``mode``.
 
     Shape:
         - label: ``[..., *spatial]`` with ``spatial_dims`` spatial axes, e.g. ``[N, C, D, H, W]``.
@@ -134,8 +137,8 @@ def class_balance_weights(label: Label, *, fg_weight: float | None = None, bg_we
     check_label(label, spatial_dims)
     mode = look_up_option("mode", mode, BALANCE_MODES)
     fixed = fg_weight is not None or bg_weight is not None
-    fg = 1.0 if fg_weight is None else check_positive_number("fg_weight", fg_weight, allow_zero=True)
-    bg = 1.0 if bg_weight is None else check_positive_number("bg_weight", bg_weight, allow_zero=True)
+    fg = 1.0 if fg_weight is None else check_weight("fg_weight", fg_weight)
+    bg = 1.0 if bg_weight is None else check_weight("bg_weight", bg_weight)
     if max_weight is not None:
         max_weight = check_positive_number("max_weight", max_weight)
     t = float_tensor(label)
@@ -143,7 +146,7 @@ def class_balance_weights(label: Label, *, fg_weight: float | None = None, bg_we
     if fixed:
         if max_weight is not None:
             fg, bg = min(fg, max_weight), min(bg, max_weight)
-        w = t * (fg - bg) + bg
+        w = t * (fg - bg) + bg  # fg, bg <= 1e12: finite in float32
     else:
         w = balance_map(t, mode, max_weight, spatial_dims)
     return w.numpy() if isinstance(label, np.ndarray) else w
@@ -171,14 +174,16 @@ def multiclass_balance_weights(label: Label, *, num_classes: int | None = None, 
     For a tensor everything runs in torch on its device. With ``num_classes`` (or ``class_weight``)
     given there is no host-device synchronisation: counts use ``scatter_add_`` into ``[*, K]`` and
     the range check of ``label`` follows :func:`voxweight.set_value_checks` (queued on CUDA). With
-    neither, ``K = label.max() + 1`` is read back to the host (one synchronisation per call).
+    neither, ``K = label.max() + 1`` is read back to the host (one synchronisation per call); when
+    ``K`` exceeds the voxels per volume (sparse ids such as 3e9), the classes are the ids present
+    instead (``torch.unique`` per volume), so memory follows the label's size, never its largest id.
     With value checks off, indices outside ``[0, K)`` are clamped into it instead of raising.
 
     Args:
         label: integer (or bool) class indices, ndarray or tensor.
         num_classes: ``K``, an integer >= 1; default ``len(class_weight)``, else ``label.max() + 1``.
         mode: ``"balanced"``, ``"inverse_frequency"`` or ``"sqrt_inverse"`` (when ``class_weight`` is None).
-        class_weight: fixed per-class weights ``[K]`` (sequence, ndarray or tensor), >= 0; or None.
+        class_weight: fixed per-class weights ``[K]`` (sequence, ndarray or tensor), in ``[0, 1e12]``; or None.
         max_weight: upper bound of the class weights (> 0), or None.
         spatial_dims: number of trailing spatial axes of ``label``.
 
@@ -189,7 +194,7 @@ def multiclass_balance_weights(label: Label, *, num_classes: int | None = None, 
         TypeError: for a label that is not an ndarray/tensor of integer or bool dtype (float labels
             included: cast them), a non-integer ``num_classes``, or non-numeric weights.
         ValueError: for ``label.ndim < spatial_dims``, class indices outside ``[0, K)``, ``num_classes < 1``,
-            ``class_weight`` that is not 1-D with ``K`` values or has negative values, ``max_weight <= 0``,
+            ``class_weight`` that is not 1-D with ``K`` values or has values outside ``[0, 1e12]``, ``max_weight <= 0``,
             or an unknown ``mode``.
 
     Shape:
@@ -210,12 +215,26 @@ def multiclass_balance_weights(label: Label, *, num_classes: int | None = None, 
         max_weight = check_positive_number("max_weight", max_weight)
     check_range("label", idx, 0, k - 1, f"class indices in [0, {k - 1}] (num_classes={k})")
     lead = math.prod(idx.shape[:idx.ndim - spatial_dims])
-    flat = idx.reshape(lead, math.prod(idx.shape[idx.ndim - spatial_dims:])).clamp(0, k - 1)
+    flat = idx.reshape(lead, math.prod(idx.shape[idx.ndim - spatial_dims:]))
+    if table is None and num_classes is None and k > max(flat.shape[1], 1):  # sparse ids: the present ones
+        w = _present_class_weights(flat, mode, max_weight).reshape(idx.shape)
+        return w.numpy() if isinstance(label, np.ndarray) else w
+    flat = flat.clamp(0, k - 1)
     table = _frequency_weights(flat, k, mode) if table is None else table.expand(lead, k)
     if max_weight is not None:
         table = table.clamp(max=max_weight)
     w = torch.gather(table, 1, flat).reshape(idx.shape)
     return w.numpy() if isinstance(label, np.ndarray) else w
+
+
+def _present_class_weights(flat: torch.Tensor, mode: str, max_weight: float | None) -> torch.Tensor:
+    """Weights ``[B, V]`` from the ids present in each row of ``flat`` (``torch.unique``: memory O(V), any ids)."""
+    out = torch.empty(flat.shape, dtype=torch.float32, device=flat.device)
+    for b, row in enumerate(flat):
+        _, inverse, counts = torch.unique(row, return_inverse=True, return_counts=True)
+        a = _weights_from_counts(counts.unsqueeze(0), flat.shape[1], mode)[0]
+        out[b] = (a if max_weight is None else a.clamp(max=max_weight))[inverse]
+    return out
 
 
 def _fixed_weights(class_weight: Any, device: torch.device) -> torch.Tensor | None:
@@ -226,6 +245,7 @@ def _fixed_weights(class_weight: Any, device: torch.device) -> torch.Tensor | No
     if table.ndim != 1 or table.shape[0] < 1:
         raise ValueError(f"class_weight: expected a 1-D sequence with one weight per class, got {describe(table)}")
     check_nonnegative("class_weight", table)
+    check_range("class_weight", table, 0.0, MAX_WEIGHT, f"values <= {MAX_WEIGHT:g} (larger overflow the float32 map)")
     return table.reshape(1, -1)
 
 
@@ -245,8 +265,13 @@ def _frequency_weights(flat: torch.Tensor, k: int, mode: str) -> torch.Tensor:
     """Per-volume class weights ``[B, K]`` (float32) from the class counts of ``flat`` ``[B, V]``."""
     counts = torch.zeros(flat.shape[0], k, dtype=torch.int64, device=flat.device)
     counts.scatter_add_(1, flat, torch.ones(1, 1, dtype=torch.int64, device=flat.device).expand_as(flat))
+    return _weights_from_counts(counts, flat.shape[1], mode)
+
+
+def _weights_from_counts(counts: torch.Tensor, voxels: int, mode: str) -> torch.Tensor:
+    """Class weights ``[B, K]`` (float32) from class counts ``[B, K]`` among ``voxels`` per volume (absent: 1)."""
     present = counts > 0
-    inverse = flat.shape[1] / torch.where(present, counts, 1).double()  # 1 / f_c
+    inverse = voxels / torch.where(present, counts, 1).double()  # 1 / f_c
     if mode == "balanced":
         a = inverse / present.sum(dim=1, keepdim=True).clamp(min=1)
     elif mode == "inverse_frequency":

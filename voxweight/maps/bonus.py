@@ -5,6 +5,11 @@ factor is below ``exp(-8) = 3.4e-4``, so distances are only computed inside boun
 that margin (per axis, in voxels: ``ceil(4 sigma / spacing[i])``); outside them the bonus is set to 0.
 The maps are exact wherever every distance that enters the formula is below the margin, and within
 ``exp(-8) * w0 < 1e-3 * w0`` of the exact map everywhere else.
+
+Distances are measured in units of ``sigma`` (the spacing divided by ``sigma``, clamped into
+``[RATIO_MIN, RATIO_MAX]``), so that any finite spacing and sigma give a finite map: beyond
+``RATIO_MAX`` one voxel step puts the bonus at ``exp(-RATIO_MAX^2 / 2) = 0`` either way, below
+``RATIO_MIN`` the bonus of 1e5 voxel steps is ``w0`` to float32 precision either way.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import scipy.ndimage as ndi
 from voxweight.maps.distance import distance_inside, distance_to_other_value
 
 MARGIN_SIGMAS = 4.0
+RATIO_MIN = 1e-10  # spacing / sigma: below it, 1e5 steps give exp(-5e-11) == 1 in float32
+RATIO_MAX = 100.0  # spacing / sigma: above it, one step gives exp(-5000) == 0
 
 
 def objects_from_mask(fg: np.ndarray) -> np.ndarray:
@@ -92,7 +99,8 @@ def unet_bonus(objects: np.ndarray, w0: float, sigma: float, spacing: tuple[floa
     present = [(k + 1, box) for k, box in enumerate(ndi.find_objects(objects)) if box is not None]
     if len(present) < 2 or w0 == 0:
         return np.zeros(objects.shape, dtype=np.float32)
-    margin = _margin(sigma, spacing)
+    spacing = relative_spacing(sigma, spacing)
+    margin = _margin(spacing)
     d1 = np.full(objects.shape, np.inf, dtype=np.float32)
     d2 = np.full(objects.shape, np.inf, dtype=np.float32)
     for k, box in present:
@@ -103,7 +111,7 @@ def unet_bonus(objects: np.ndarray, w0: float, sigma: float, spacing: tuple[floa
         np.minimum(v1, dk, out=v1)
     bonus = np.add(d1, d2, out=d1)  # in place, whole arrays: faster than masked indexing; inf -> exp(-inf) = 0
     np.multiply(bonus, bonus, out=bonus)
-    np.multiply(bonus, np.float32(-0.5 / sigma**2), out=bonus)
+    np.multiply(bonus, np.float32(-0.5), out=bonus)
     np.exp(bonus, out=bonus)
     np.multiply(bonus, np.float32(w0), out=bonus)
     bonus[objects != 0] = 0.0
@@ -136,14 +144,38 @@ def distance_bonus(fg: np.ndarray, w0: float, sigma: float, spacing: tuple[float
     if w0 == 0 or fg.size == 0 or bool((fg == fg.flat[0]).all()):
         return bonus
     (box,) = ndi.find_objects((fg != 0).view(np.uint8))
-    crop = _dilate(box, _margin(sigma, spacing), fg.shape)
+    spacing = relative_spacing(sigma, spacing)
+    crop = _dilate(box, _margin(spacing), fg.shape)
     d = distance_to_other_value(np.ascontiguousarray(fg[crop]), spacing, backend, threads)
-    bonus[crop] = w0 * np.exp(d * d * np.float32(-0.5 / sigma**2))
+    bonus[crop] = np.float32(w0) * np.exp(d * d * np.float32(-0.5))
     return bonus
 
 
-def _margin(sigma: float, spacing: tuple[float, ...]) -> tuple[int, ...]:
-    return tuple(math.ceil(MARGIN_SIGMAS * sigma / s) for s in spacing)
+def count_objects(objects: np.ndarray) -> int:
+    """Number of distinct object ids > 0 in ``objects`` (as numbered by the ``objects_from_*`` functions).
+
+    Example:
+        >>> count_objects(np.array([0, 1, 1, 0, 3]))
+        2
+    """
+    return sum(box is not None for box in ndi.find_objects(objects)) if objects.size else 0
+
+
+def relative_spacing(sigma: float, spacing: tuple[float, ...]) -> tuple[float, ...]:
+    """``spacing / sigma`` per axis, clamped into ``[RATIO_MIN, RATIO_MAX]`` (distances in units of sigma).
+
+    The bonuses depend on distances only through ``d / sigma``, and the clamp leaves them unchanged in
+    float32 (see the module docstring), while every distance transform stays finite.
+
+    Example:
+        >>> relative_spacing(2.0, (1.0, 1e30, 1e-300))
+        (0.5, 100.0, 1e-10)
+    """
+    return tuple(min(max(s / sigma, RATIO_MIN), RATIO_MAX) for s in spacing)
+
+
+def _margin(spacing: tuple[float, ...]) -> tuple[int, ...]:
+    return tuple(math.ceil(MARGIN_SIGMAS / s) for s in spacing)
 
 
 def _dilate(box: tuple[slice, ...], margin: tuple[int, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:

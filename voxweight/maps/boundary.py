@@ -11,6 +11,7 @@ is never modified, and no ``inf`` or ``NaN`` reaches a map. The bonuses are comp
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,18 +27,29 @@ from voxweight._validate import (
     look_up_option,
 )
 from voxweight.maps.bonus import (
+    count_objects,
     distance_bonus,
     objects_from_classes,
     objects_from_instances,
     objects_from_mask,
+    relative_spacing,
     unet_bonus,
 )
 from voxweight.maps.distance import resolve_backend
-from voxweight.maps.labels import Label, check_binary, check_classes, check_instances, check_label, host_array
+from voxweight.maps.labels import (
+    Label,
+    check_binary,
+    check_classes,
+    check_instances,
+    check_label,
+    check_weight,
+    host_array,
+)
 
 __all__ = ["BOUNDARY_MODES", "boundary_weights"]
 
 BOUNDARY_MODES = ("unet", "distance")
+NARROW_RATIO = 5.3  # smallest spacing / sigma above which the bonus one voxel away is < exp(-14) < 1e-6 w0
 
 
 def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigma: float = 5.0,
@@ -50,7 +62,8 @@ def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigm
       object. Objects are the connected components of the foreground with full connectivity (8 in
       2-D, 26 in 3-D: a diagonal contact joins two blobs, so thin oblique structures stay one object),
       or the ids of ``instances`` (an id may have several pieces). The bonus separates objects, so with
-      fewer than two objects there is nothing to separate: ``d2 = inf`` and the map is all ones.
+      fewer than two objects there is nothing to separate: ``d2 = inf`` and the map is all ones, with a
+      ``UserWarning`` (touching objects are one component: give ``instances``, or use ``"distance"``).
     * ``"distance"``: ``bonus = w0 exp(-d^2 / (2 sigma^2))`` on both sides, ``d`` the distance from a
       background voxel to the nearest foreground voxel and from a foreground voxel to the nearest
       background voxel (voxel centres: voxels on either side of the interface get the spacing along
@@ -67,12 +80,15 @@ def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigm
     the distances are computed only within ``4 sigma`` of the objects, which keeps the map within
     ``exp(-8) w0 < 1e-3 w0`` of the exact one (exact wherever the contributing distances are below
     ``4 sigma``). Distances are computed on the CPU (``edt``, else scipy); a tensor goes there and back.
+    They are measured in units of ``sigma``, so every finite ``spacing`` and ``sigma`` give a finite map;
+    when ``sigma`` is so far below the spacing that the bonus vanishes one voxel away, a ``UserWarning``
+    says so. A zero-size label gives an empty map.
 
     Args:
         label: binary label (0/1); with ``multiclass``, integer class indices >= 0; with ``instances``,
             any such label whose non-zero voxels are the instances'.
         mode: ``"unet"`` or ``"distance"``.
-        w0: height of the bonus, >= 0.
+        w0: height of the bonus, in ``[0, 1e12]`` (``MAX_WEIGHT``: the map stays finite in float32).
         sigma: width of the bonus in spacing units, > 0.
         spacing: voxel size per spatial axis (``spatial_dims`` numbers, or one for all).
         instances: integer instance ids (0 = background), ``label``'s shape or its spatial shape (then shared
@@ -90,7 +106,13 @@ def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigm
             non-numeric options or a non-bool ``multiclass``.
         ValueError: for ``label.ndim < spatial_dims``, a non-binary label without ``instances`` or ``multiclass``,
             negative class indices, ``instances`` of the wrong shape, negative or not matching the label,
-            ``w0 < 0``, ``sigma <= 0``, bad ``spacing``, ``threads < 1``, or an unknown ``mode``.
+            ``w0`` outside ``[0, 1e12]``, ``sigma <= 0``, bad ``spacing``, ``threads < 1``, an unknown ``mode``,
+            or a non-finite ``w0``, ``sigma`` or ``spacing``.
+
+    Warns:
+        UserWarning: once per call, for ``"unet"`` with ``w0 > 0`` on a label (or a leading index of it)
+            with fewer than two objects, naming the object count and the fixes; otherwise for a ``sigma``
+            below ``smallest spacing / 5.3`` (the bonus one voxel away is below ``1e-6 w0``).
 
     Shape:
         - label: ``[..., *spatial]``; instances: ``[..., *spatial]`` or ``[*spatial]``; output: ``label``'s.
@@ -104,7 +126,7 @@ def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigm
     """
     check_label(label, spatial_dims)
     mode = look_up_option("mode", mode, BOUNDARY_MODES)
-    w0 = check_positive_number("w0", w0, allow_zero=True)
+    w0 = check_weight("w0", w0)
     sigma = check_positive_number("sigma", sigma)
     spacing = check_spacing("spacing", spacing, spatial_dims)
     multiclass = check_flag("multiclass", multiclass, expected="a bool")
@@ -115,15 +137,40 @@ def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigm
     flat = (math.prod(lab.shape[:lab.ndim - spatial_dims]), *spatial)  # leading axes in one
     volumes = _volumes(lab, instances, mode, multiclass, spatial).reshape(flat)
     out = np.ones(volumes.shape, dtype=np.float32)
+    counts = []  # objects per volume ("unet")
     for i, volume in enumerate(volumes):
+        if volume.size == 0:  # a zero-size label: an empty map
+            continue
         if mode == "distance":
             out[i] += distance_bonus(volume, w0, sigma, spacing, backend, threads)
         else:
             objects = (objects_from_instances(volume) if instances is not None
                        else objects_from_classes(volume) if multiclass else objects_from_mask(volume))
+            counts.append(count_objects(objects))
             out[i] += unet_bonus(objects, w0, sigma, spacing, backend, threads)
+    if w0 > 0 and volumes.size:
+        _warn_if_no_op(counts, instances is not None, sigma, spacing)
     out = out.reshape(lab.shape)
     return out if isinstance(label, np.ndarray) else torch.from_numpy(out).to(label.device)
+
+
+def _warn_if_no_op(counts: list[int], instances: bool, sigma: float, spacing: tuple[float, ...]) -> None:
+    """One ``UserWarning`` when the bonus is (almost) 0 everywhere: too few objects, or sigma far below spacing."""
+    few = [n for n in counts if n < 2]
+    if few:
+        found = (f"found {counts[0]} object{'' if counts[0] == 1 else 's'}" if len(counts) == 1 else
+                 f"found fewer than two objects in {len(few)} of {len(counts)} volumes (object counts: "
+                 f"{', '.join(map(str, few[:8]))}{', ...' if len(few) > 8 else ''})")
+        fix = ("check that instances holds one id per object" if instances else
+               "touching objects merge into one connected component (full connectivity): pass instances= "
+               "(an integer instance map) to separate them")
+        warnings.warn(f"boundary_weights: mode='unet' {found}; its bonus separates two or more objects, so the "
+                      f"map is all ones there. Fixes: {fix}, or use mode='distance' to emphasise the "
+                      f"foreground/background interface", UserWarning, stacklevel=3)
+    elif min(relative_spacing(sigma, spacing)) > NARROW_RATIO:
+        warnings.warn(f"sigma: the bonus one voxel away is below 1e-6 w0 (sigma={sigma:g}, smallest spacing "
+                      f"{min(spacing):g}), so the map is all ones. Fixes: give sigma in the units of spacing (mm "
+                      f"for NIfTI), or check the spacing (a NIfTI header's pixdim)", UserWarning, stacklevel=3)
 
 
 def _volumes(lab: np.ndarray, instances: Any, mode: str, multiclass: bool, spatial: tuple[int, ...]) -> np.ndarray:

@@ -12,6 +12,8 @@ Two backends compute the same exact Euclidean distance transform (EDT) between v
 Every axis of ``mask`` is spatial; distances are in the units of ``spacing`` (voxels if None).
 When the voxels to measure to do not exist (no foreground, or no interface), distances are ``inf``,
 as in ``edt``: callers decide what that means (the weight maps turn it into a bonus of 0).
+The EDT runs in float32 on the spacing divided by a power of two near its largest value, then scales
+back (exact), so ``spacing`` may be anything in ``[1e-30, 1e30]`` whose values are within a factor 1e18.
 
 Threads (``threads=``, ``voxweight bench --threads``): ``edt`` gets them as ``parallel=``; on
 ``"scipy"``, whose EDT releases the GIL, a two-sided map (:func:`distance_to_interface`,
@@ -23,7 +25,8 @@ sides' scipy work arrays (about 60 bytes per voxel each) are then alive at the s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -87,7 +90,7 @@ def distance_to_foreground(mask: np.ndarray | torch.Tensor, *, spacing: Spacing 
         array([4., 2., 0., 2.], dtype=float32)
     """
     fg, spacing, backend, threads = _prepare(mask, spacing, backend, threads)
-    return distance_inside(~fg, spacing, backend, threads)
+    return _scaled(distance_inside, ~fg, spacing, backend, threads)
 
 
 def distance_to_interface(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto",
@@ -120,7 +123,7 @@ def distance_to_interface(mask: np.ndarray | torch.Tensor, *, spacing: Spacing =
         array([2., 1., 1., 2., 3.], dtype=float32)
     """
     fg, spacing, backend, threads = _prepare(mask, spacing, backend, threads)
-    return distance_both_sides(fg, spacing, backend, threads)
+    return _scaled(distance_both_sides, fg, spacing, backend, threads)
 
 
 def signed_distance(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto",
@@ -152,7 +155,7 @@ def signed_distance(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None,
         array([ 0.5, -0.5, -1. , -0.5,  0.5], dtype=float32)
     """
     fg, spacing, backend, threads = _prepare(mask, spacing, backend, threads)
-    d = distance_both_sides(fg, spacing, backend, threads)
+    d = _scaled(distance_both_sides, fg, spacing, backend, threads)
     np.negative(d, out=d, where=fg)
     return d
 
@@ -172,8 +175,19 @@ def _prepare(mask: Any, spacing: Any, backend: Any, threads: Any) -> tuple[np.nd
     if fg.ndim == 0:
         raise ValueError("mask: expected at least one (spatial) dim, got a 0-d array")
     spacing = check_spacing("spacing", spacing, fg.ndim)
+    if not 1e-30 <= min(spacing) <= max(spacing) <= min(1e30, 1e18 * min(spacing)):
+        raise ValueError(f"spacing: expected values in [1e-30, 1e30] within a factor 1e18 of each other (the "
+                         f"distances are float32), got {list(spacing)}")
     threads = check_positive_int("threads", threads)
     return np.ascontiguousarray(fg), spacing, resolve_backend(backend, fg.ndim), threads
+
+
+def _scaled(compute: Callable[..., np.ndarray], fg: np.ndarray, spacing: tuple[float, ...], backend: str,
+            threads: int) -> np.ndarray:
+    """``compute(fg, spacing / 2^k) * 2^k`` with ``2^k`` near ``max(spacing)``: exact, and float32-safe squares."""
+    scale = 2.0 ** round(math.log2(max(spacing)))
+    d = compute(fg, tuple(x / scale for x in spacing), backend, threads)
+    return np.multiply(d, np.float32(scale), out=d)
 
 
 def resolve_backend(backend: Any, ndim: int) -> str:

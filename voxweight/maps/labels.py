@@ -12,20 +12,43 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from voxweight._validate import check_positive_int, describe, plain_tensor
+from voxweight._validate import check_positive_int, check_positive_number, describe, plain_tensor
 
 __all__ = [
+    "MAX_WEIGHT",
     "Label",
     "check_binary",
     "check_classes",
     "check_instances",
     "check_label",
+    "check_weight",
     "class_index_tensor",
     "float_tensor",
     "host_array",
 ]
 
 Label = TypeVar("Label", np.ndarray, torch.Tensor)
+
+MAX_WEIGHT = 1e12  # largest weight option: two composed maps (1e24) and a loss's sum over them stay finite in float32
+
+
+def check_weight(name: str, value: Any, *, allow_zero: bool = True) -> float:
+    """Require a finite number in ``[0, MAX_WEIGHT]`` (``(0, MAX_WEIGHT]`` without ``allow_zero``); return it.
+
+    ``MAX_WEIGHT`` (1e12) keeps every map finite in float32, also once two maps are multiplied.
+
+    Raises:
+        TypeError: for a non-number; ``ValueError`` for a value out of range, inf or NaN.
+
+    Example:
+        >>> check_weight("w0", 10)
+        10.0
+    """
+    value = check_positive_number(name, value, allow_zero=allow_zero)
+    if value > MAX_WEIGHT:
+        raise ValueError(f"{name}: expected a number <= {MAX_WEIGHT:g} (larger weights overflow the float32 map), "
+                         f"got {value!r}")
+    return value
 
 
 def check_label(label: Any, spatial_dims: Any) -> None:

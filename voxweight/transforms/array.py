@@ -11,6 +11,7 @@ one channel of class indices and gets one map), dtype float32, the label's type 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -87,15 +88,15 @@ class ClassBalanceWeight(Transform):
     (MONAI's ``LoadImaged`` gives float32) are read as class indices.
 
     Args:
-        fg_weight: weight of foreground voxels (``t = 1``); with ``bg_weight``, fixes both weights.
-            Binary labels only.
-        bg_weight: weight of background voxels (``t = 0``). Binary labels only.
+        fg_weight: weight of foreground voxels (``t = 1``), in ``[0, 1e12]``; with ``bg_weight``, fixes both
+            weights. Binary labels only.
+        bg_weight: weight of background voxels (``t = 0``), in ``[0, 1e12]``. Binary labels only.
         mode: how to compute the weights from the class frequencies when they are not given:
             ``"balanced"``, ``"inverse_frequency"`` or ``"sqrt_inverse"``.
         max_weight: clip the weights from above.
         multiclass: read the label as integer class indices (one map per volume).
-        num_classes: ``K`` (multiclass only); default ``len(class_weight)``, else ``label.max() + 1``.
-            Labels with indices ``>= K`` raise.
+        num_classes: ``K`` (multiclass only); default ``len(class_weight)``, else ``label.max() + 1`` (or,
+            for sparse ids such as 3e9, the ids present: memory follows the label). Indices ``>= K`` raise.
         class_weight: fixed weights, one per class, >= 0 (multiclass only); None computes them per volume.
 
     Shape:
@@ -176,9 +177,13 @@ class BoundaryWeight(Transform):
     ``MetaTensor``, its voxel size (``pixdim``, mm for NIfTI) is read from its affine, so the map stays
     right after ``Spacingd``/``Orientationd``; a plain array or tensor then uses voxel units.
 
+    ``"unet"`` needs two or more objects per channel: touching objects are one connected component,
+    so a single-structure mask gets an all-ones map, with a ``UserWarning`` (once per call) naming the
+    object count; pass ``instances`` to separate touching objects, or use ``mode="distance"``.
+
     Args:
         mode: ``"unet"`` or ``"distance"``.
-        w0: height of the bonus.
+        w0: height of the bonus, in [0, 1e12].
         sigma: width of the bonus, in spacing units.
         spacing: voxel size per spatial axis (or one number); overrides the ``MetaTensor``'s.
         multiclass: read the label as integer class indices (one map per volume).
@@ -196,6 +201,10 @@ class BoundaryWeight(Transform):
         ValueError: for a label without a spatial axis, a multiclass label with several channels or
             fractional values, or the errors of :func:`voxweight.boundary_weights` (options checked when
             the transform is built).
+
+    Warns:
+        UserWarning: as :func:`voxweight.boundary_weights` (``"unet"`` with fewer than two objects, or a
+            ``sigma`` far below the spacing).
 
     Example:
         >>> import numpy as np
@@ -215,7 +224,9 @@ class BoundaryWeight(Transform):
         self.multiclass = check_flag("multiclass", multiclass, expected="a bool")
         n = 1 if spacing is None or np.ndim(spacing) == 0 else len(spacing)
         tiny = np.zeros((1,) + (2,) * n, dtype=np.int64 if self.multiclass else np.float32)
-        self._compute(tiny, spacing)  # fail early on bad options
+        with warnings.catch_warnings():  # the tiny label's "no objects" warning is not the user's
+            warnings.simplefilter("ignore", UserWarning)
+            self._compute(tiny, spacing)  # fail early on bad options
 
     def _compute(self, label: np.ndarray | torch.Tensor, spacing: Any, instances: Any = None
                  ) -> np.ndarray | torch.Tensor:

@@ -129,7 +129,7 @@ class BoundaryWeightd(MapTransform):
     Args:
         keys: keys of the labels (channel-first ``[C, *spatial]``).
         mode: ``"unet"`` or ``"distance"``.
-        w0: height of the bonus.
+        w0: height of the bonus, in [0, 1e12].
         sigma: width of the bonus, in spacing units (mm for NIfTI).
         spacing: voxel size per spatial axis; overrides the ``MetaTensor``'s.
         instance_key: optional key of an integer instance map (the label's shape) separating touching
