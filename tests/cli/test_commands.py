@@ -61,7 +61,11 @@ def test_stats_table_and_json_match_the_library(labels_dir, tmp_path, capsys):
 def test_stats_absent_class_and_skipped_file(labels_dir, tmp_path, capsys):
     (labels_dir / "broken.nii.gz").write_bytes(b"\x1f\x8b broken")
     out = tmp_path / "s.json"
-    assert main(["stats", str(labels_dir), "--num-classes", "3", "--no-progress", "--json", str(out)]) == 0
+    # Issue section 3 changed this expectation: a skipped file makes the exit code 1 (the JSON is still written).
+    assert main(["stats", str(labels_dir), "--num-classes", "3", "--no-progress", "--json", str(out)]) == 1
+    assert "skipped 1" in capsys.readouterr().out
+    assert main(["stats", str(labels_dir), "--num-classes", "3", "--no-progress", "--json", str(out),
+                 "--allow-skipped"]) == 0
     captured = capsys.readouterr()
     assert table_rows(captured.out)["2"][3:] == ["absent", "absent"]
     assert "skipped" in captured.err and "broken.nii.gz" in captured.err

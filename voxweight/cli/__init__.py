@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module of this package and exposes ``register(subparsers)``,
 which adds its parser and sets ``func(args) -> int``. Heavy modules are imported inside ``func``.
-Exit codes: 0 success, 1 data error (the library's message is printed), 2 usage error.
+Exit codes: 0 success, 1 data error (``error: <file>: <reason>``), 2 usage error (argparse's, an output
+that is an input, a format the command cannot write). A closed stdout (``| head``) ends quietly.
 """
 
 from __future__ import annotations
@@ -43,8 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    from voxweight.cli.atomic import DataError, UsageError, quiet_broken_pipe
+
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError) as err:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except UsageError as err:
+        print(f"voxweight {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+    except (DataError, ValueError, TypeError, OSError) as err:
         print(f"voxweight {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -1,11 +1,11 @@
-"""``voxweight preview``: three orthogonal slices of a label map and its weight map, saved as a PNG."""
+"""``voxweight preview``: three RAS slices of a label map and its weight map (over an image), saved as a figure."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-__all__ = ["foreground_centre", "register"]
+__all__ = ["AXES", "OUTPUT_SUFFIXES", "PLANES", "foreground_centre", "register", "to_ras"]
 
 DPI = 100
 PANEL_INCHES = 4.0
@@ -14,49 +14,111 @@ PANEL_INCHES = 4.0
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``preview`` sub-command."""
     parser = subparsers.add_parser(
-        "preview", help="save orthogonal mid-slices of a label (and weight map) as a PNG",
-        description="Plot three orthogonal slices (in voxel order, scaled by the header spacing) through the "
-                    "foreground's centre of mass (the volume centre when there is no foreground) of a 3D "
-                    "label map, and of its weight map with a colour bar. Needs no display (matplotlib Agg).",
+        "preview", help="save orthogonal slices of a label (and weight map, over an image) as a PNG",
+        description="Plot the sagittal, coronal and axial slices (in RAS orientation: every volume is turned to "
+                    "its closest canonical orientation from its affine; axes named, scaled by the spacing) "
+                    "through the foreground's centre of mass (the volume centre when there is no foreground) of "
+                    "a 3D label map, and of its weight map with a colour bar, optionally drawn over an image. "
+                    "Needs no display (matplotlib Agg).",
     )
     parser.add_argument("label", metavar="LABEL", help="3D label map (.nii, .nii.gz)")
     parser.add_argument("--weights", metavar="MAP",
-                        help="weight map with the label's shape (e.g. from voxweight weights)")
-    parser.add_argument("--out", metavar="PNG", required=True, help="output image, written atomically")
+                        help="weight map on the label's voxel grid (e.g. from voxweight weights)")
+    parser.add_argument("--image", metavar="IMAGE",
+                        help="image on the label's voxel grid: the label and the map are drawn over it")
+    parser.add_argument("--out", metavar="FILE", required=True,
+                        help="output figure, written atomically in the format its extension names "
+                             f"({', '.join(OUTPUT_SUFFIXES)})")
     parser.set_defaults(func=_run)
+
+
+OUTPUT_SUFFIXES = (".pdf", ".png", ".svg")
+AXES = ("L -> R", "P -> A", "I -> S")  # RAS voxel axes 0, 1, 2, in the direction of increasing index
+PLANES = ("sagittal", "coronal", "axial")  # the slice across RAS axis 0, 1, 2
 
 
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from voxweight.cli.atomic import atomic_path
+    from voxweight.cli.atomic import DataError, atomic_path, check_not_an_input, check_suffix, read_input
     from voxweight.stats import load_label
 
-    label, image = load_label(args.label)
+    check_not_an_input("--out", args.out, [args.label, args.weights, args.image])
+    suffix = check_suffix("--out", args.out, OUTPUT_SUFFIXES)
+    label, image = read_input(args.label, load_label)
     if label.ndim != 3:
-        raise ValueError(f"{args.label}: expected a 3D label map, got shape {list(label.shape)}")
-    spacing = tuple(float(z) for z in image.header.get_zooms()[:3])
-    weights = None if args.weights is None else _load_weights(args.weights, label.shape)
+        raise DataError(args.label, f"expected a 3D label map, got shape {list(label.shape)}")
+    label, spacing = to_ras(label, image.affine, image.header.get_zooms()[:3])
+    volumes = {}
+    for what, path in (("--weights", args.weights), ("--image", args.image)):
+        if path is not None:
+            volumes[what] = read_input(path, _read_volume, what)
+            if volumes[what].shape != label.shape:
+                raise DataError(path, f"{what}: expected the label's voxel grid {list(label.shape)} (in RAS), "
+                                      f"got {list(volumes[what].shape)}")
     centre = foreground_centre(label > 0)
-    figure = _plot(label, weights, centre, spacing)
+    figure = _plot(label, volumes.get("--weights"), volumes.get("--image"), centre, spacing)
     with atomic_path(args.out) as tmp:
-        figure.savefig(tmp, dpi=DPI, format="png")
-    print(f"wrote {args.out} (slices through voxel {list(centre)}; {int(np.count_nonzero(label))} foreground voxels)")
+        figure.savefig(tmp, dpi=DPI, format=suffix[1:])
+    print(f"wrote {args.out} (RAS slices through voxel {list(centre)}; "
+          f"{int(np.count_nonzero(label))} foreground voxels)")
     return 0
 
 
-def _load_weights(path: str, shape: tuple[int, ...]) -> Any:
+def to_ras(volume: Any, affine: Any, zooms: Any) -> tuple[Any, tuple[float, ...]]:
+    """``volume`` turned to its closest canonical (RAS) orientation, and its voxel sizes in that order.
+
+    The same voxels as ``nibabel.as_closest_canonical``: axes permuted and flipped following
+    ``nibabel.io_orientation(affine)``, no resampling.
+
+    Args:
+        volume: a 3D array on the grid of ``affine``.
+        affine: the voxel-to-world ``4 x 4`` affine.
+        zooms: the voxel size along each of the three axes.
+
+    Returns:
+        ``(volume, spacing)`` in RAS axis order.
+
+    Example:
+        >>> import numpy as np
+        >>> volume = np.arange(8).reshape(2, 2, 2)
+        >>> ras, spacing = to_ras(volume, np.diag([-1.0, 2.0, 3.0, 1.0]), (1.0, 2.0, 3.0))  # x runs R -> L
+        >>> bool((ras == volume[::-1]).all()), spacing
+        (True, (1.0, 2.0, 3.0))
+    """
     import nibabel as nib
     import numpy as np
 
-    weights = np.asarray(nib.load(path).dataobj, dtype=np.float32)
-    while weights.ndim > 3 and weights.shape[-1] == 1:
-        weights = weights[..., 0]
-    if weights.shape != shape:
-        raise ValueError(f"--weights: expected the label's shape {list(shape)}, got {list(weights.shape)} in {path}")
-    if not np.all(np.isfinite(weights)):
-        raise ValueError(f"--weights: expected finite values, got NaN or inf in {path}")
-    return weights
+    orientation = nib.io_orientation(affine)
+    transform = nib.orientations.ornt_transform(orientation, nib.orientations.axcodes2ornt("RAS"))
+    spacing = [1.0, 1.0, 1.0]
+    for axis, (target, _) in enumerate(transform):
+        spacing[int(target)] = float(zooms[axis])
+    return np.asarray(nib.orientations.apply_orientation(volume, transform)), tuple(spacing)
+
+
+def _read_volume(path: str) -> Any:
+    """A 3D float32 volume in RAS (trailing axes of size 1 dropped), finite, for ``--weights``/``--image``."""
+    import math
+    import os
+
+    import nibabel as nib
+    import numpy as np
+
+    image = nib.load(path)
+    declared = math.prod(image.shape) * image.get_data_dtype().itemsize
+    size = os.path.getsize(path)  # a gzip stream inflates at most ~1032x: more is a forged header
+    if declared > (1100 * size if path.lower().endswith(".gz") else size):
+        raise ValueError(f"expected a file that can hold the header's {declared} bytes of voxels, got {size} bytes "
+                         f"(truncated, or a forged header)")
+    volume = np.asarray(image.dataobj, dtype=np.float32)
+    while volume.ndim > 3 and volume.shape[-1] == 1:
+        volume = volume[..., 0]
+    if volume.ndim != 3:
+        raise ValueError(f"expected a 3D volume, got shape {list(volume.shape)}")
+    if not np.all(np.isfinite(volume)):
+        raise ValueError("expected finite values, got NaN or inf")
+    return to_ras(volume, image.affine, image.header.get_zooms()[:3])[0]
 
 
 def foreground_centre(mask: Any) -> tuple[int, ...]:
@@ -81,28 +143,34 @@ def foreground_centre(mask: Any) -> tuple[int, ...]:
     return tuple(centre)
 
 
-def _plot(label: Any, weights: Any, centre: tuple[int, ...], spacing: tuple[float, ...]) -> Any:
+def _plot(label: Any, weights: Any, image: Any, centre: tuple[int, ...], spacing: tuple[float, ...]) -> Any:
+    """One row per volume (label, weights), three RAS planes each, over ``image`` (grey) when given."""
+    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     n = int(label.max()) + 1
-    rows = [("label", label, _label_cmap(n), -0.5, n - 0.5)]
+    alpha = 1.0 if image is None else 0.55
+    rows = [("label", np.ma.masked_equal(label, 0) if image is not None else label, _label_cmap(n), -0.5, n - 0.5)]
     if weights is not None:
         rows.append(("weight", weights, "magma", float(weights.min()), float(weights.max())))
     figure = Figure(figsize=(3 * PANEL_INCHES, PANEL_INCHES * len(rows)), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(rows), 3, squeeze=False)
-    names = ("x", "y", "z")
     for r, (what, volume, cmap, vmin, vmax) in enumerate(rows):
         for axis in range(3):
             kept = [a for a in range(3) if a != axis]
-            plane = volume.take(centre[axis], axis=axis).T  # rows: second kept axis, columns: first
             ax = axes[r, axis]
+            aspect = spacing[kept[1]] / spacing[kept[0]]
+            if image is not None:
+                ax.imshow(image.take(centre[axis], axis=axis).T, cmap="gray", origin="lower",
+                          interpolation="nearest", aspect=aspect)
+            plane = volume.take(centre[axis], axis=axis).T  # rows: second kept axis, columns: first
             shown = ax.imshow(plane, cmap=cmap, vmin=vmin, vmax=vmax, origin="lower", interpolation="nearest",
-                              aspect=spacing[kept[1]] / spacing[kept[0]])
-            ax.set_title(f"{what}, {names[axis]} = {centre[axis]}")
-            ax.set_xlabel(names[kept[0]])
-            ax.set_ylabel(names[kept[1]])
+                              aspect=aspect, alpha=alpha)
+            ax.set_title(f"{what}, {PLANES[axis]} {centre[axis]}")
+            ax.set_xlabel(AXES[kept[0]])
+            ax.set_ylabel(AXES[kept[1]])
         bar = figure.colorbar(shown, ax=list(axes[r]), label=what, shrink=0.8)
         if what == "label" and n <= 20:
             bar.set_ticks(range(n))

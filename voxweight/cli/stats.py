@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["format_table", "register"]
+__all__ = ["format_table", "register", "summary"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Scan NIfTI label maps (value k = class k, background 0 included) and print, per class, "
                     "its voxels, voxel fraction, images containing it, pos_weight (negatives / positives, "
                     "voxel level) and balanced class weight (voxels / (K * class voxels)). Unreadable files "
-                    "are skipped and listed unless --strict.",
+                    "are skipped and listed (stderr, and the JSON), and make the exit code 1 unless --allow-skipped; "
+                    "--strict stops at the first one.",
     )
     parser.add_argument("labels", nargs="+", metavar="LABELS",
                         help="label files (.nii, .nii.gz) or directories holding them")
@@ -26,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", metavar="OUT",
                         help="write the counts (LabelStats.from_json reads them) and weights as JSON, atomically")
     parser.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
+    parser.add_argument("--allow-skipped", action="store_true",
+                        help="exit 0 even when files were skipped (they are still listed)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=_run)
 
@@ -34,21 +37,51 @@ def _run(args: argparse.Namespace) -> int:
     import json
     import warnings
 
-    from voxweight.cli.atomic import atomic_write_text
-    from voxweight.stats import scan_labels
+    from voxweight.cli.atomic import DataError, atomic_write_text, check_not_an_input, quiet_broken_pipe
+    from voxweight.stats import list_label_files, scan_labels
 
+    files = list_label_files(args.labels)
+    check_not_an_input("--json", args.json, files)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="scan_labels: skipped", category=UserWarning)
-        stats = scan_labels(args.labels, num_classes=args.num_classes, workers=args.workers,
-                            progress=not args.no_progress, strict=args.strict)
-    print(format_table(stats))
-    for path, reason in stats.skipped:
-        print(f"voxweight stats: skipped {path}: {reason}", file=sys.stderr)
+        try:
+            stats = scan_labels(files, num_classes=args.num_classes, workers=args.workers,
+                                progress=not args.no_progress, strict=args.strict)
+        except ValueError as err:
+            first = f"(first: {files[0]}: "
+            if len(files) == 1 and first in str(err):  # the only file is unreadable: name it first
+                raise DataError(files[0], str(err).split(first, 1)[1].removesuffix(")")) from None
+            raise
     if args.json:
         payload = json.loads(stats.to_json())
         payload.update(_weights(stats))
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
-    return 0
+    for path, reason in stats.skipped:
+        print(f"voxweight stats: skipped {path}: {reason}", file=sys.stderr)
+    code = 1 if stats.skipped and not args.allow_skipped else 0
+    try:
+        print(format_table(stats))
+        print(summary(len(files), len(stats.skipped), allowed=args.allow_skipped))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `voxweight stats ... | head`: the reader has what it wanted
+        quiet_broken_pipe()
+    return code
+
+
+def summary(files: int, skipped: int, *, allowed: bool = False) -> str:
+    """The line after the table: how many files were counted and how many skipped (and what that means).
+
+    Example:
+        >>> summary(3, 0)
+        'counted 3 of 3 files, skipped 0'
+        >>> summary(3, 1)
+        'counted 2 of 3 files, skipped 1 (each named on stderr; exit code 1, --allow-skipped accepts them)'
+    """
+    line = f"counted {files - skipped} of {files} files, skipped {skipped}"
+    if skipped:
+        line += " (each named on stderr" + ("; allowed by --allow-skipped)" if allowed else
+                                    "; exit code 1, --allow-skipped accepts them)")
+    return line
 
 
 def _weights(stats: Any) -> dict[str, list[float | None]]:
