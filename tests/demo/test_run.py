@@ -64,6 +64,10 @@ def test_quick_demo_is_deterministic_and_writes_a_figure(tmp_path):
     assert picture.shape[0] > 100 and picture.shape[1] > 500 and picture.std() > 0.05
     for r in a.results:
         assert 0 <= r.dice <= 1 and 0 <= r.ece_raw <= 1 and 0 <= r.ece_debiased <= 1
+        assert 0 <= r.average_precision <= 1 and 0 < r.max_probability < 1
+        assert r.dice - 1e-12 <= r.best_dice <= 1 and 0.05 <= r.best_threshold <= 0.95  # 0.5 is on the grid
+    # a note for exactly the models whose probabilities never pass 0.5
+    assert len(a.notes) == sum(r.max_probability <= 0.5 for r in a.results) and a.notes == b.notes
 
 
 @pytest.mark.slow
@@ -71,6 +75,9 @@ def test_cli_demo_prints_table(tmp_path, capsys):
     assert main(["demo", "--quick", "--seed", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "pos_weight" in out and "bnd.dice" in out and "class balance + boundary map" in out
+    assert "threshold 0.5 (debiased)" in out and " AP " in out  # the header states its threshold
+    for column in ("bnd.dice", "AP", "best dice", "thr", "max p", "ECE raw", "ECE debiased"):
+        assert any(line.startswith(column + " ") for line in out.splitlines()), column  # the legend defines it
     assert (tmp_path / "demo.png").is_file()
 
 

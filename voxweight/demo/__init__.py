@@ -1,15 +1,24 @@
 """``voxweight demo``: what weighting does, measured, on NIfTI volumes built on the fly.
 
 :mod:`~voxweight.demo.data` writes the synthetic dataset, :mod:`~voxweight.demo.run` trains and evaluates,
-:mod:`~voxweight.demo.metrics` holds the metrics it reports.
+:mod:`~voxweight.demo.metrics` holds the metrics it reports, :mod:`~voxweight.demo.table` its table and legend,
+:mod:`~voxweight.demo.figure` its figure.
 """
 
 from voxweight.demo.data import synthetic_volume, write_synthetic_dataset
-from voxweight.demo.metrics import boundary_region, expected_calibration_error, overlap_scores
+from voxweight.demo.metrics import (
+    DICE_THRESHOLDS,
+    average_precision,
+    best_threshold_dice,
+    boundary_region,
+    expected_calibration_error,
+    overlap_scores,
+)
 from voxweight.demo.run import (
     DemoReport,
     DemoResult,
     evaluate,
+    format_legend,
     format_table,
     load_test_volumes,
     network,
@@ -18,11 +27,15 @@ from voxweight.demo.run import (
 )
 
 __all__ = [
+    "DICE_THRESHOLDS",
     "DemoReport",
     "DemoResult",
+    "average_precision",
+    "best_threshold_dice",
     "boundary_region",
     "evaluate",
     "expected_calibration_error",
+    "format_legend",
     "format_table",
     "load_test_volumes",
     "network",
