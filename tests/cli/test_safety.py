@@ -88,8 +88,11 @@ def test_written_files_get_the_mode_the_umask_gives(tmp_path, label, umask):
 
 
 SLOW_WRITE = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from voxweight.cli.atomic import atomic_path
+    # as in a terminal: a shell's background job (CI) starts with SIGINT ignored, nohup with SIGHUP ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     with atomic_path(sys.argv[1]) as tmp:
         tmp.write_bytes(b"partial")
         print("writing", flush=True)
@@ -115,6 +118,21 @@ def test_a_signal_during_a_write_leaves_no_temporary_file(tmp_path, signum):
         assert proc.returncode == 128 + signum and "Traceback" not in err
     assert [p.name for p in tmp_path.iterdir()] == ["out.nii.gz"]
     assert target.read_bytes() == b"the old file"
+
+
+def test_an_ignored_signal_stays_ignored_during_a_write(tmp_path):
+    """Under nohup (SIGHUP ignored) a write does not make SIGHUP fatal; the handler is SIG_IGN throughout."""
+    from voxweight.cli.atomic import atomic_path
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("x")
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_the_signal_handlers_are_restored_after_a_write(tmp_path):

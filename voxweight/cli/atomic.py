@@ -171,11 +171,15 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def _cleanup_on_signals() -> Iterator[None]:
-    """While the block runs, SIGTERM/SIGHUP raise (so ``finally`` clauses run); previous handlers restored after."""
+    """While the block runs, SIGTERM/SIGHUP raise (so ``finally`` clauses run); previous handlers restored after.
+
+    A signal the process ignores (SIGHUP under ``nohup``) stays ignored.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _raise_interrupted) for s in CLEANUP_SIGNALS}
+    watched = [s for s in CLEANUP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, _raise_interrupted) for s in watched}
     try:
         yield
     except _Interrupted as err:
