@@ -5,7 +5,16 @@ meaning (per-class vectors on the channel axis, per-sample vectors on the batch 
 """
 
 from voxweight.checks import get_value_checks, set_value_checks, value_checks
-from voxweight.losses import VoxelWeightedBCE, VoxelWeightedCE, debias_logits, voxel_weighted_bce, voxel_weighted_ce
+from voxweight.losses import (
+    DeepSupervision,
+    VoxelWeightedBCE,
+    VoxelWeightedCE,
+    VoxelWeightedDice,
+    debias_logits,
+    voxel_weighted_bce,
+    voxel_weighted_ce,
+    voxel_weighted_dice,
+)
 from voxweight.maps import boundary_weights, class_balance_weights, multiclass_balance_weights
 from voxweight.pipelines import list_pipelines, load_pipeline
 from voxweight.stats import LabelStats, pos_weight_from_counts, scan_labels
@@ -13,9 +22,11 @@ from voxweight.stats import LabelStats, pos_weight_from_counts, scan_labels
 __version__ = "0.1.0"
 
 __all__ = [
+    "DeepSupervision",
     "LabelStats",
     "VoxelWeightedBCE",
     "VoxelWeightedCE",
+    "VoxelWeightedDice",
     "__version__",
     "boundary_weights",
     "class_balance_weights",
@@ -30,4 +41,5 @@ __all__ = [
     "value_checks",
     "voxel_weighted_bce",
     "voxel_weighted_ce",
+    "voxel_weighted_dice",
 ]

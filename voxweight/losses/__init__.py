@@ -7,12 +7,17 @@ with the input's number of dims); reductions say what they divide by.
 from voxweight.losses.bce import REDUCTIONS, VoxelWeightedBCE, voxel_weighted_bce
 from voxweight.losses.calibration import debias_logits
 from voxweight.losses.ce import VoxelWeightedCE, voxel_weighted_ce
+from voxweight.losses.deep_supervision import DeepSupervision
+from voxweight.losses.dice import VoxelWeightedDice, voxel_weighted_dice
 
 __all__ = [
     "REDUCTIONS",
+    "DeepSupervision",
     "VoxelWeightedBCE",
     "VoxelWeightedCE",
+    "VoxelWeightedDice",
     "debias_logits",
     "voxel_weighted_bce",
     "voxel_weighted_ce",
+    "voxel_weighted_dice",
 ]
