@@ -31,7 +31,7 @@ def _value_and_grad(fn, x):
     return loss.detach(), grad
 
 
-@pytest.mark.parametrize(("include_background", "batch", "squared"), itertools.product([True, False], repeat=3))
+@pytest.mark.parametrize(("include_background", "batch", "squared"), list(itertools.product([True, False], repeat=3)))
 def test_sigmoid_equals_monai_dice(include_background, batch, squared):
     x, t, _, _ = _data()
     ours = _value_and_grad(lambda z: voxel_weighted_dice(z, t, include_background=include_background, batch=batch,
@@ -43,7 +43,7 @@ def test_sigmoid_equals_monai_dice(include_background, batch, squared):
 
 
 @pytest.mark.parametrize(("include_background", "batch", "channel_axis"),
-                         itertools.product([True, False], [True, False], [True, False]))
+                         list(itertools.product([True, False], [True, False], [True, False])))
 def test_softmax_index_target_equals_monai_to_onehot(include_background, batch, channel_axis):
     x, _, y, _ = _data(1)
     target = y if channel_axis else y[:, 0]
@@ -64,7 +64,7 @@ def test_softmax_probability_target_and_no_activation_equal_monai():
 
 
 @pytest.mark.parametrize(("activation", "batch", "include_background"),
-                         itertools.product(["sigmoid", "softmax"], [True, False], [True, False]))
+                         list(itertools.product(["sigmoid", "softmax"], [True, False], [True, False])))
 def test_generalized_equals_monai(activation, batch, include_background):
     x, t, y, _ = _data(3)
     t[0, 1] = 0  # a class absent from a sample: MONAI's max-weight rule
@@ -78,7 +78,7 @@ def test_generalized_equals_monai(activation, batch, include_background):
     torch.testing.assert_close(ours, theirs)
 
 
-@pytest.mark.parametrize(("activation", "batch"), itertools.product(["sigmoid", "softmax"], [True, False]))
+@pytest.mark.parametrize(("activation", "batch"), list(itertools.product(["sigmoid", "softmax"], [True, False])))
 def test_tversky_equals_monai(activation, batch):
     x, t, y, _ = _data(4)
     target = t if activation == "sigmoid" else y
