@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voxweight._validate import as_weight_tensor, check_flag, check_positive_int, plain_tensor
+from voxweight._validate import as_weight_tensor, check_flag, check_positive_int, check_positive_number, plain_tensor
 
 
 @given(st.integers(min_value=1, max_value=2**40))
@@ -73,3 +73,26 @@ def test_weight_tensor_takes_like_dtype_and_device(value, expected):
 def test_weight_tensor_rejects_bad_values_naming_the_argument(value, error):
     with pytest.raises(error, match=r"^pos_weight: expected "):
         as_weight_tensor("pos_weight", value, like=torch.zeros(1))
+
+
+@pytest.mark.parametrize("allow_zero", [False, True])
+def test_an_int_too_large_for_a_float_is_a_value_error_naming_the_argument(allow_zero):
+    need = ">= 0" if allow_zero else "> 0"
+    message = rf"^sigma: expected a finite number {need}, got an int too large for a float$"
+    with pytest.raises(ValueError, match=message):
+        check_positive_number("sigma", 10**400, allow_zero=allow_zero)
+    with pytest.raises(ValueError, match=r"^pos_weight: expected finite values, got a number too large for float64$"):
+        as_weight_tensor("pos_weight", [1.0, 10**400], like=torch.zeros(1))
+
+
+def test_every_caller_of_the_number_checks_gets_the_value_error():
+    """The callers (maps, stats, losses) share the check, so none raises a bare OverflowError."""
+    import voxweight
+
+    label = np.zeros((4, 4), dtype=np.uint8)
+    calls = [lambda: voxweight.boundary_weights(label, sigma=10**400, spatial_dims=2),
+             lambda: voxweight.class_balance_weights(label.astype(np.float32), max_weight=10**400, spatial_dims=2),
+             lambda: voxweight.pos_weight_from_counts([1, 2], 10, max_weight=10**400)]
+    for call in calls:
+        with pytest.raises(ValueError, match="got an int too large for a float"):
+            call()

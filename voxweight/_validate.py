@@ -89,13 +89,24 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False,
 
 
 def check_positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    """Require a finite real number > 0 (or >= 0 with ``allow_zero``); return it as ``float``."""
+    """Require a finite real number > 0 (or >= 0 with ``allow_zero``); return it as ``float``.
+
+    An int too large for a float (``10**400``) is a ``ValueError`` like any other out-of-range value.
+
+    Example:
+        >>> check_positive_number("sigma", 10**400)
+        Traceback (most recent call last):
+        ...
+        ValueError: sigma: expected a finite number > 0, got an int too large for a float
+    """
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise TypeError(f"{name}: expected a number, got {describe(value)}")
-    value = float(value)
-    bad = not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero)
-    if bad:
-        need = "a finite number >= 0" if allow_zero else "a finite number > 0"
+    need = "a finite number >= 0" if allow_zero else "a finite number > 0"
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"{name}: expected {need}, got an int too large for a float") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name}: expected {need}, got {value!r}")
     return value
 
@@ -187,6 +198,8 @@ def as_weight_tensor(name: str, value: Any, *, like: torch.Tensor) -> torch.Tens
         raise TypeError(f"{name}: expected a number, a sequence of numbers or a tensor, got {describe(value)}")
     try:
         array = np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        raise ValueError(f"{name}: expected finite values, got a number too large for float64") from None
     except (TypeError, ValueError):
         raise TypeError(
             f"{name}: expected a number, a sequence of numbers or a tensor, got {describe(value)}"

@@ -24,7 +24,6 @@ __all__ = [
     "check_mask",
     "checked_weight",
     "multiply",
-    "weight_tensor",
 ]
 
 WeightLike = float | Sequence[float] | np.ndarray | torch.Tensor
@@ -134,29 +133,10 @@ def checked_weight(name: str, value: Any, like: torch.Tensor, *, tensor_only: bo
     """
     if tensor_only and value is not None:
         check_tensor(name, value)
-    out = weight_tensor(name, value, like)
+    out = as_weight_tensor(name, value, like=like)
     if out is not None:
         check_nonnegative(name, out)
     return out
-
-
-def weight_tensor(name: str, value: Any, like: torch.Tensor) -> torch.Tensor | None:
-    """:func:`voxweight._validate.as_weight_tensor`, with a number beyond float64 (``10**400``) a ``ValueError``.
-
-    Raises:
-        TypeError: for non-numeric values.
-        ValueError: naming ``name``, for a number too large for float64 or a tensor on another device.
-
-    Example:
-        >>> weight_tensor("pos_weight", 10**400, torch.zeros(1))
-        Traceback (most recent call last):
-        ...
-        ValueError: pos_weight: expected finite values, got a number too large for float64
-    """
-    try:
-        return as_weight_tensor(name, value, like=like)
-    except OverflowError:
-        raise ValueError(f"{name}: expected finite values, got a number too large for float64") from None
 
 
 def check_mask(mask: Any, input: torch.Tensor, broadcast_to: Sequence[int] | None = None) -> torch.Tensor | None:

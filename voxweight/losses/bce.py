@@ -15,6 +15,7 @@ import torch
 from voxweight._validate import (
     check_flag,
     check_float_tensor,
+    check_positive_number,
     check_same_device,
     check_tensor,
     look_up_option,
@@ -31,7 +32,7 @@ from voxweight.losses.align import (
 )
 from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.eager import compute_bce
-from voxweight.losses.finite import LOW_PRECISION, positive_number, saturate
+from voxweight.losses.finite import LOW_PRECISION, saturate
 from voxweight.losses.fused import fused_bce
 from voxweight.losses.reduce import REDUCTIONS
 from voxweight.maps.balance import BALANCE_MODES
@@ -68,7 +69,7 @@ def bce_options(*, logits: bool = True, reduction: str = "mean", fused: bool = F
     if balance is not None:
         balance = look_up_option("balance", balance, BALANCE_MODES)
     if balance_max_weight is not None:
-        balance_max_weight = positive_number("balance_max_weight", balance_max_weight)
+        balance_max_weight = check_positive_number("balance_max_weight", balance_max_weight)
     return BCEOptions(logits, reduction, fused, balance, balance_max_weight)
 
 
@@ -193,8 +194,7 @@ def _prepare_target(target: Any, input: torch.Tensor) -> torch.Tensor:
         hint = ""
         if target.ndim == input.ndim - 1 and input.ndim > 1 and input.shape[1] == 1:
             hint = " (a target of shape [N, *spatial] needs its channel axis: target.unsqueeze(1))"
-        raise ValueError(f"target: expected the shape of input {list(input.shape)}, got "
-                         f"{list(target.shape)}{hint}")
+        raise ValueError(f"target: expected the shape of input {list(input.shape)}, got {list(target.shape)}{hint}")
     check_same_device("target", target, input.device)
     check_range("target", target, 0.0, 1.0, "values in [0, 1]")
     return target.to(input.dtype)

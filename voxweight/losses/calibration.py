@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from voxweight._validate import check_float_tensor, describe
+from voxweight._validate import as_weight_tensor, check_float_tensor, describe
 from voxweight.checks import check_range
-from voxweight.losses.align import WeightLike, align_channel, weight_tensor
+from voxweight.losses.align import WeightLike, align_channel
 
 __all__ = ["debias_logits"]
 
@@ -76,6 +76,6 @@ def debias_logits(
 def _log_weight(name: str, value: WeightLike, logits: torch.Tensor, channel_dim: int) -> torch.Tensor:
     if value is None:
         raise TypeError(f"{name}: expected a number, a sequence of numbers or a tensor, got None")
-    w = weight_tensor(name, value, logits)
+    w = as_weight_tensor(name, value, like=logits)
     check_range(name, w, torch.finfo(w.dtype).tiny, torch.finfo(w.dtype).max, "finite values > 0")
     return torch.log(align_channel(name, w, logits.shape, channel_dim))

@@ -8,7 +8,6 @@ class) losses. See :class:`VoxelWeightedDice` for the formulas.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
@@ -57,7 +56,7 @@ def dice_options(*, activation: str | None = "sigmoid", include_background: bool
     reduction = look_up_option("reduction", reduction, DICE_REDUCTIONS)
     flags = [check_flag(n, v) for n, v in
              (("include_background", include_background), ("batch", batch), ("squared", squared))]
-    alpha, beta, smooth_nr, smooth_dr = (_nonnegative(n, v) for n, v in (
+    alpha, beta, smooth_nr, smooth_dr = (check_positive_number(n, v, allow_zero=True) for n, v in (
         ("alpha", alpha), ("beta", beta), ("smooth_nr", smooth_nr), ("smooth_dr", smooth_dr)))
     tversky = (alpha, beta) != (0.5, 0.5)
     if tversky and (flags[2] or generalized is not None):
@@ -274,10 +273,3 @@ class VoxelWeightedDice(WeightedLoss):
         parts += [f"{k}={v!r}" for k, v in o._asdict().items()
                   if k not in ("activation", "reduction") and v != dice_options()._asdict()[k]]
         return ", ".join(parts + self.weights_repr())
-
-
-def _nonnegative(name: str, value: Any) -> float:
-    try:
-        return check_positive_number(name, value, allow_zero=True)
-    except OverflowError:
-        raise ValueError(f"{name}: expected a finite number >= 0, got an int too large for a float") from None

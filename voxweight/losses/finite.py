@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from voxweight._validate import check_positive_number
-
-__all__ = ["LOW_PRECISION", "normalise", "positive_number", "saturate"]
+__all__ = ["LOW_PRECISION", "normalise", "saturate"]
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -64,21 +62,6 @@ def _largest(x: torch.Tensor) -> torch.Tensor:
     """``max(x)`` detached, 1 where it is 0 (or ``x`` is empty)."""
     top = x.detach().amax() if x.numel() else x.new_ones(())
     return torch.where(top > 0, top, torch.ones_like(top))
-
-
-def positive_number(name: str, value: Any) -> float:
-    """:func:`voxweight._validate.check_positive_number`, with ``10**400`` a ``ValueError``, not an ``OverflowError``.
-
-    Example:
-        >>> positive_number("balance_max_weight", 10**400)
-        Traceback (most recent call last):
-        ...
-        ValueError: balance_max_weight: expected a finite number > 0, got an int too large for a float
-    """
-    try:
-        return check_positive_number(name, value)
-    except OverflowError:
-        raise ValueError(f"{name}: expected a finite number > 0, got an int too large for a float") from None
 
 
 class _Saturate(torch.autograd.Function):
