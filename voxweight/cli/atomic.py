@@ -48,21 +48,18 @@ class UsageError(Exception):
 def data_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "this input cannot be used" rather than a bug.
 
-    ``OSError``, ``EOFError``, ``zlib.error``, ``ValueError``, ``TypeError``, nibabel's ``ImageFileError``
-    and ``HeaderDataError`` (what :func:`voxweight.stats.scan_labels` skips), and ``MemoryError`` and
-    ``ArithmeticError`` (a header that claims more voxels than fit, an overflow).
+    What :func:`voxweight.stats.scan_labels` skips (:func:`voxweight.stats.read_errors`: ``OSError``,
+    ``EOFError``, ``zlib.error``, ``ValueError``, ``TypeError``, nibabel's ``ImageFileError`` and
+    ``HeaderDataError``), plus ``MemoryError`` and ``ArithmeticError`` (a header that claims more voxels
+    than fit, an overflow).
 
     Example:
         >>> MemoryError in data_errors() and OSError in data_errors()
         True
     """
-    import zlib
+    from voxweight.stats import read_errors
 
-    from nibabel.filebasedimages import ImageFileError
-    from nibabel.spatialimages import HeaderDataError
-
-    return (OSError, EOFError, zlib.error, ValueError, TypeError, ImageFileError, HeaderDataError, MemoryError,
-            ArithmeticError)
+    return (*read_errors(), MemoryError, ArithmeticError)
 
 
 def read_input(path: str | os.PathLike[str], read: Callable[[str], T], what: str = "") -> T:

@@ -193,13 +193,13 @@ def count_objects(label: Any, instances: Any = None, *, multiclass: bool = False
     """
     import numpy as np
 
-    from voxweight.maps.bonus import objects_from_classes, objects_from_mask
+    from voxweight.maps.bonus import count_objects as count
+    from voxweight.maps.bonus import unet_objects
 
-    if instances is not None:
-        ids = np.unique(instances)
-        return int(np.count_nonzero(ids))
-    objects = objects_from_classes(label) if multiclass else objects_from_mask(np.asarray(label) > 0)
-    return int(objects.max()) if objects.size else 0
+    volume = np.asarray(instances) if instances is not None else np.asarray(label)
+    if instances is None and not multiclass:
+        volume = volume > 0
+    return count(unet_objects(volume, instances=instances is not None, multiclass=multiclass))
 
 
 def _objects_note(count: int, from_instances: bool, multiclass: bool, dims: int) -> str:

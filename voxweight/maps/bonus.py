@@ -151,6 +151,23 @@ def distance_bonus(fg: np.ndarray, w0: float, sigma: float, spacing: tuple[float
     return bonus
 
 
+def unet_objects(volume: np.ndarray, *, instances: bool, multiclass: bool) -> np.ndarray:
+    """The objects a U-Net map separates: instance ids, else each class's components, else the mask's.
+
+    Args:
+        volume: instance ids (``instances``), class indices (``multiclass``) or a binary mask, ``[*spatial]``.
+        instances: ``volume`` holds instance ids.
+        multiclass: ``volume`` holds class indices (touching classes are different objects).
+
+    Example:
+        >>> unet_objects(np.array([1, 1, 0, 1]), instances=False, multiclass=False)
+        array([1, 1, 0, 2], dtype=int32)
+    """
+    if instances:
+        return objects_from_instances(volume)
+    return objects_from_classes(volume) if multiclass else objects_from_mask(volume)
+
+
 def count_objects(objects: np.ndarray) -> int:
     """Number of distinct object ids > 0 in ``objects`` (as numbered by the ``objects_from_*`` functions).
 

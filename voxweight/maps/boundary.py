@@ -29,11 +29,9 @@ from voxweight._validate import (
 from voxweight.maps.bonus import (
     count_objects,
     distance_bonus,
-    objects_from_classes,
-    objects_from_instances,
-    objects_from_mask,
     relative_spacing,
     unet_bonus,
+    unet_objects,
 )
 from voxweight.maps.distance import resolve_backend
 from voxweight.maps.labels import (
@@ -144,8 +142,7 @@ def boundary_weights(label: Label, *, mode: str = "unet", w0: float = 10.0, sigm
         if mode == "distance":
             out[i] += distance_bonus(volume, w0, sigma, spacing, backend, threads)
         else:
-            objects = (objects_from_instances(volume) if instances is not None
-                       else objects_from_classes(volume) if multiclass else objects_from_mask(volume))
+            objects = unet_objects(volume, instances=instances is not None, multiclass=multiclass)
             counts.append(count_objects(objects))
             out[i] += unet_bonus(objects, w0, sigma, spacing, backend, threads)
     if w0 > 0 and volumes.size:
