@@ -24,6 +24,8 @@ __all__ = [
     "check_mask",
     "checked_weight",
     "multiply",
+    "per_channel",
+    "widen_labels",
 ]
 
 WeightLike = float | Sequence[float] | np.ndarray | torch.Tensor
@@ -153,3 +155,49 @@ def check_mask(mask: Any, input: torch.Tensor, broadcast_to: Sequence[int] | Non
     if broadcast_to is not None:
         check_broadcastable_to("mask", mask, broadcast_to)
     return mask
+
+
+def widen_labels(target: torch.Tensor) -> torch.Tensor:
+    """uint16/uint32/uint64 labels (``torch.from_numpy`` on NIfTI data; few kernels take them) as int64.
+
+    A uint64 above ``2**63`` wraps negative, so a range check reports it. Other dtypes are returned as given.
+
+    Example:
+        >>> widen_labels(torch.tensor([3], dtype=torch.uint16)).dtype
+        torch.int64
+    """
+    return target.to(torch.int64) if target.dtype in (torch.uint16, torch.uint32, torch.uint64) else target
+
+
+def per_channel(name: str, value: Any, x: torch.Tensor, unit: str = "channel") -> torch.Tensor | None:
+    """A checked per-channel weight ``[C]`` for input ``x`` (a number applies to every channel), or None.
+
+    Args:
+        name: the argument's name, for error messages.
+        value: a number, a sequence or a tensor of ``C`` values, or None.
+        x: the input ``[N, C, *spatial]`` (its dtype and device are used).
+        unit: what a channel is, for error messages (``"class"`` for a softmax's classes).
+
+    Returns:
+        The weight ``[C]`` in ``x``'s dtype, or None.
+
+    Raises:
+        ValueError: naming ``name``, for negative or non-finite values or a length other than ``C``.
+
+    Shape:
+        - x: ``[N, C, *spatial]``; output: ``[C]``.
+
+    Example:
+        >>> per_channel("class_weight", 2.0, torch.zeros(1, 3))
+        tensor([2., 2., 2.])
+    """
+    a = checked_weight(name, value, x)
+    if a is None:
+        return None
+    channels = x.shape[1]
+    if a.ndim == 0:
+        return a.expand(channels).contiguous()
+    if a.ndim != 1 or a.shape[0] != channels:
+        raise ValueError(f"{name}: expected one value per {unit} ({channels}, the size of axis 1 of input "
+                         f"with shape {list(x.shape)}, background included), got shape {list(a.shape)}")
+    return a

@@ -1,8 +1,8 @@
 """Voxel-weighted binary cross-entropy: a functional and a module with the same semantics.
 
-The maths is torch's own (``binary_cross_entropy_with_logits`` / ``binary_cross_entropy``); what this
-module adds is alignment by meaning and reductions that say what they divide by. See
-:class:`VoxelWeightedBCE` for the formula and the conventions.
+The maths is torch's own (``binary_cross_entropy_with_logits`` / ``binary_cross_entropy``, times the focal
+factor of :mod:`voxweight.losses.focal` with ``focal_gamma``); this module adds alignment by meaning and
+reductions that say what they divide by. See :class:`VoxelWeightedBCE` for the formula and the conventions.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from voxweight.losses.align import (
 from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.eager import compute_bce
 from voxweight.losses.finite import LOW_PRECISION, saturate
+from voxweight.losses.focal import check_focal_gamma
 from voxweight.losses.fused import fused_bce
 from voxweight.losses.reduce import REDUCTIONS
 from voxweight.maps.balance import BALANCE_MODES
@@ -48,20 +49,21 @@ class BCEOptions(NamedTuple):
     fused: bool
     balance: str | None
     balance_max_weight: float | None
+    focal_gamma: float
 
 
 def bce_options(*, logits: bool = True, reduction: str = "mean", fused: bool = False, balance: str | None = None,
-                balance_max_weight: float | None = None) -> BCEOptions:
+                balance_max_weight: float | None = None, focal_gamma: float = 0.0) -> BCEOptions:
     """Validate the BCE's options once (a module does it when built); see :func:`voxel_weighted_bce`.
 
     Raises:
-        TypeError: for non-bool ``logits``/``fused`` or a non-numeric ``balance_max_weight``.
-        ValueError: for an unknown ``reduction`` or ``balance``, or a ``balance_max_weight`` that is not a
-            finite number > 0 (``10**400`` included).
+        TypeError: for non-bool ``logits``/``fused``, a non-numeric ``balance_max_weight`` or ``focal_gamma``.
+        ValueError: for an unknown ``reduction`` or ``balance``, a ``balance_max_weight`` that is not a finite
+            number > 0 or a ``focal_gamma`` that is not a finite number >= 0 (``10**400`` included).
 
     Example:
-        >>> bce_options(balance="balanced")
-        BCEOptions(logits=True, reduction='mean', fused=False, balance='balanced', balance_max_weight=None)
+        >>> bce_options(balance="balanced", focal_gamma=2)[3:]
+        ('balanced', None, 2.0)
     """
     reduction = look_up_option("reduction", reduction, REDUCTIONS)
     logits = check_flag("logits", logits)
@@ -70,7 +72,7 @@ def bce_options(*, logits: bool = True, reduction: str = "mean", fused: bool = F
         balance = look_up_option("balance", balance, BALANCE_MODES)
     if balance_max_weight is not None:
         balance_max_weight = check_positive_number("balance_max_weight", balance_max_weight)
-    return BCEOptions(logits, reduction, fused, balance, balance_max_weight)
+    return BCEOptions(logits, reduction, fused, balance, balance_max_weight, check_focal_gamma(focal_gamma))
 
 
 def voxel_weighted_bce(
@@ -87,6 +89,7 @@ def voxel_weighted_bce(
     fused: bool = False,
     balance: str | None = None,
     balance_max_weight: float | None = None,
+    focal_gamma: float = 0.0,
 ) -> torch.Tensor:
     """Binary cross-entropy with per-voxel, per-class and per-sample weights that align by meaning.
 
@@ -111,10 +114,12 @@ def voxel_weighted_bce(
         balance: foreground/background rebalancing computed inside the loss, per sample and channel, from
             the target's own foreground fraction (``"balanced"``, ``"inverse_frequency"``, ``"sqrt_inverse"``):
             the same as multiplying ``weight`` by ``class_balance_weights(target, mode=balance)``, without a
-            map from the data loader. The map is never materialised: eagerly (with logits, no ``pos_weight``
-            or ``mask``, no per-voxel ``weight``) two reductions per sample and channel replace it, and with
-            ``fused=True`` the compiled kernel folds it in; the other combinations build it as a temporary.
+            map from the data loader. The map is never materialised: eagerly (with logits, no ``pos_weight``,
+            ``mask``, per-voxel ``weight`` or ``focal_gamma``) two reductions per sample and channel replace
+            it, and ``fused=True`` folds it into the kernel; other combinations build it as a temporary.
         balance_max_weight: clips the ``balance`` weights from above.
+        focal_gamma: the focal loss's exponent ``gamma >= 0``: each element loss times ``(1 - p_t)^gamma``
+            (see :class:`VoxelWeightedBCE`); 0 (the default) is exactly the plain BCE.
 
     Returns:
         The reduced loss (0-d) or, for ``"none"``, the element losses with masked elements set to 0.
@@ -122,7 +127,7 @@ def voxel_weighted_bce(
     Raises:
         TypeError: for non-tensor or integer ``input``, a non-bool ``mask``, non-numeric weights.
         ValueError: for shapes that do not line up, targets or probabilities outside [0, 1], negative or
-            non-finite weights, tensors on another device, an unknown ``reduction``.
+            non-finite weights, tensors on another device, bad options (see :func:`bce_options`).
 
     Shape:
         - input, target: ``[N, C, *spatial]`` (zero or more spatial dims, so ``[N, C]`` works).
@@ -139,7 +144,7 @@ def voxel_weighted_bce(
         tensor(1.6173)
     """
     options = bce_options(logits=logits, reduction=reduction, fused=fused, balance=balance,
-                          balance_max_weight=balance_max_weight)
+                          balance_max_weight=balance_max_weight, focal_gamma=focal_gamma)
     return weighted_bce(input, target, weight, options, pos_weight=pos_weight, class_weight=class_weight,
                         sample_weight=sample_weight, mask=mask)
 
@@ -158,32 +163,25 @@ def weighted_bce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     """
     input = check_float_tensor("input", input)
     dtype, low = input.dtype, input.dtype in LOW_PRECISION
-    if low and options.balance is not None:  # balance weights (131072 for 1 voxel in 64^3) overflow float16
-        input = saturate(input, torch.float32)
+    if low and (options.balance is not None or options.focal_gamma):  # e.g. balance weights (131072 for one
+        input = saturate(input, torch.float32)  # voxel in 64^3) overflow float16: computed in float32
     with deferred_value_checks(enabled=options.fused) as pending:  # fused: value checks run inside the kernel
         target = _prepare_target(target, input)
         if not options.logits:
             check_range("input", input, 0.0, 1.0, "probabilities in [0, 1] (logits=False)")
         shape = input.shape
         pos = align_channel("pos_weight", checked_weight("pos_weight", pos_weight, input), shape)
-        w = multiply(
-            align_map("weight", checked_weight("weight", weight, input, tensor_only=True), shape),
-            align_channel("class_weight", checked_weight("class_weight", class_weight, input), shape),
-            align_batch("sample_weight", checked_weight("sample_weight", sample_weight, input), shape),
-        )
-    spec = None if options.balance is None else _balance_spec(options, target)
-    m = check_mask(mask, input, broadcast_to=input.shape)
-    args = (input, target, w, pos, m, options.logits, options.reduction, spec)
-    loss = fused_bce(*args, checks=pending) if options.fused else compute_bce(*args)
-    return saturate(loss, dtype) if low else loss  # float16 sums overflow: the largest finite value instead
-
-
-def _balance_spec(options: BCEOptions, target: torch.Tensor) -> tuple[str, float | None]:
-    """``(mode, max_weight)`` for the in-loss class-balance map; the target needs spatial axes."""
-    if target.ndim < 3:
+        w = multiply(align_map("weight", checked_weight("weight", weight, input, tensor_only=True), shape),
+                     align_channel("class_weight", checked_weight("class_weight", class_weight, input), shape),
+                     align_batch("sample_weight", checked_weight("sample_weight", sample_weight, input), shape))
+    if options.balance is not None and target.ndim < 3:
         raise ValueError(f"balance: expected input with spatial axes [N, C, *spatial] to measure the foreground "
                          f"fraction over, got shape {list(target.shape)}")
-    return options.balance, options.balance_max_weight
+    spec = None if options.balance is None else (options.balance, options.balance_max_weight)
+    m = check_mask(mask, input, broadcast_to=input.shape)
+    args = (input, target, w, pos, m, options.logits, options.reduction, spec, options.focal_gamma)
+    loss = fused_bce(*args, checks=pending) if options.fused else compute_bce(*args)
+    return saturate(loss, dtype) if low else loss  # float16 sums overflow: the largest finite value instead
 
 
 def _prepare_target(target: Any, input: torch.Tensor) -> torch.Tensor:
@@ -191,9 +189,8 @@ def _prepare_target(target: Any, input: torch.Tensor) -> torch.Tensor:
     if target.is_complex():
         raise TypeError(f"target: expected a real, bool or integer tensor, got dtype {target.dtype}")
     if target.shape != input.shape:
-        hint = ""
-        if target.ndim == input.ndim - 1 and input.ndim > 1 and input.shape[1] == 1:
-            hint = " (a target of shape [N, *spatial] needs its channel axis: target.unsqueeze(1))"
+        missing = target.ndim == input.ndim - 1 and input.ndim > 1 and input.shape[1] == 1
+        hint = " (a target of shape [N, *spatial] needs its channel axis: target.unsqueeze(1))" if missing else ""
         raise ValueError(f"target: expected the shape of input {list(input.shape)}, got {list(target.shape)}{hint}")
     check_same_device("target", target, input.device)
     check_range("target", target, 0.0, 1.0, "values in [0, 1]")
@@ -208,21 +205,22 @@ class VoxelWeightedBCE(WeightedLoss):
 
     .. math::
 
-        l = -\,w_{n,c,v}\, a_c\, b_n \,[\, p_c\, t \log s + (1 - t) \log(1 - s) \,]
+        l = -\,w_{n,c,v}\, a_c\, b_n\, (1 - p_t)^\gamma \,[\, p_c\, t \log s + (1 - t) \log(1 - s) \,]
 
-    with ``w`` the per-voxel ``weight`` map, ``a`` the ``class_weight``, ``b`` the ``sample_weight`` and
-    ``p`` the ``pos_weight``. Unlike ``torch.nn.BCEWithLogitsLoss``, a ``[C]`` ``pos_weight`` or
-    ``class_weight`` always goes on the channel axis (dim 1), never on the last spatial axis, and a
-    ``[N]`` ``sample_weight`` goes on the batch axis. Reductions (masked-out elements never count):
+    with ``w`` the per-voxel ``weight`` map, ``a`` the ``class_weight``, ``b`` the ``sample_weight``, ``p``
+    the ``pos_weight`` and ``gamma = focal_gamma`` the focal exponent (Lin et al. 2017), ``1 - p_t =
+    s (1 - t) + (1 - s) t`` (soft targets too; 0 by default: the plain BCE; see :mod:`voxweight.losses.focal`).
+    Unlike ``torch.nn.BCEWithLogitsLoss``, a ``[C]`` ``pos_weight`` or ``class_weight`` always goes on the channel
+    axis (dim 1), never on the last spatial axis; a ``[N]`` ``sample_weight`` on the batch axis. Reductions:
 
-    * ``"mean"``: ``sum(l) / #counted elements``, equal to torch's ``"mean"`` when there is no mask;
+    * ``"mean"``: ``sum(l) / #counted elements`` (masked elements never count), torch's ``"mean"`` without a mask;
     * ``"weighted_mean"``: ``sum(l) / sum(w a b (1 + (p - 1) t))``, a true weighted average of the plain
-      per-element BCE (scaling every weight by a constant leaves it unchanged);
+      per-element BCE (unchanged if every weight is scaled; ``focal_gamma`` leaves this denominator as it is);
     * ``"sum"``; ``"none"`` (element losses, masked elements set to 0).
 
     An empty selection reduces to 0, not NaN. With no weights and no mask, values and gradients are those
     of ``F.binary_cross_entropy_with_logits`` (or ``F.binary_cross_entropy``), which do the maths. float16 and
-    bfloat16 with ``balance`` compute in float32; their results saturate at the dtype's largest finite value
+    bfloat16 with ``balance``/``focal_gamma`` in float32; their results saturate at the dtype's largest finite value
     (not inf). ``"weighted_mean"`` divides the weights by their maximum first: 3e38 or 1e-44 give finite results.
 
     Args:
@@ -237,6 +235,7 @@ class VoxelWeightedBCE(WeightedLoss):
         fused: ``torch.compile``-fused forward and backward (see :func:`voxel_weighted_bce`).
         balance, balance_max_weight: in-loss foreground/background rebalancing per sample and channel,
             without a weight map (see :func:`voxel_weighted_bce`).
+        focal_gamma: the focal exponent ``gamma >= 0`` of the formula above; 0 (default) is the plain BCE.
 
     Shape:
         - input, target: ``[N, C, *spatial]``; weight, mask: same ndim, each dim equal or 1.
@@ -261,6 +260,7 @@ class VoxelWeightedBCE(WeightedLoss):
     fused = option("fused", "Whether the loss runs in compiled kernels.")
     balance = option("balance", "In-loss class-balance mode, or None.")
     balance_max_weight = option("balance_max_weight", "Upper bound of the in-loss balance weights, or None.")
+    focal_gamma = option("focal_gamma", "The focal exponent gamma >= 0 (validated when assigned).")
 
     def __init__(
         self,
@@ -273,9 +273,10 @@ class VoxelWeightedBCE(WeightedLoss):
         fused: bool = False,
         balance: str | None = None,
         balance_max_weight: float | None = None,
+        focal_gamma: float = 0.0,
     ) -> None:
         options = bce_options(logits=logits, reduction=reduction, fused=fused, balance=balance,
-                              balance_max_weight=balance_max_weight)
+                              balance_max_weight=balance_max_weight, focal_gamma=focal_gamma)
         super().__init__(options, weight_fn, pos_weight=pos_weight, class_weight=class_weight)
 
     def forward(
@@ -294,7 +295,6 @@ class VoxelWeightedBCE(WeightedLoss):
     def extra_repr(self) -> str:
         """Configuration shown by ``repr``."""
         o = self.options
-        parts = [f"logits={o.logits}", f"reduction={o.reduction!r}"] + (["fused=True"] if o.fused else [])
-        if o.balance is not None:
-            parts.append(f"balance={o.balance!r}")
+        extra = {"fused": o.fused, "balance": o.balance, "focal_gamma": o.focal_gamma}  # shown when set
+        parts = [f"logits={o.logits}", f"reduction={o.reduction!r}"] + [f"{k}={v!r}" for k, v in extra.items() if v]
         return ", ".join(parts + self.weights_repr())

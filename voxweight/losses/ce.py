@@ -17,15 +17,21 @@ from voxweight._validate import (
     look_up_option,
 )
 from voxweight.checks import check_all, check_range
-from voxweight.losses.align import WeightLike, align_batch, check_mask, checked_weight, multiply
+from voxweight.losses.align import (
+    WeightLike,
+    align_batch,
+    check_mask,
+    checked_weight,
+    multiply,
+    per_channel,
+    widen_labels,
+)
 from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.finite import LOW_PRECISION, normalise, saturate
+from voxweight.losses.focal import check_focal_gamma, focal_ce_losses
 from voxweight.losses.reduce import REDUCTIONS, reduce_losses
 
 __all__ = ["CEOptions", "VoxelWeightedCE", "ce_options", "voxel_weighted_ce", "weighted_ce"]
-
-_UNSIGNED_WIDE = (torch.uint16, torch.uint32, torch.uint64)
-
 
 class CEOptions(NamedTuple):
     """The validated options of the cross-entropy (see :func:`ce_options`)."""
@@ -33,20 +39,21 @@ class CEOptions(NamedTuple):
     ignore_index: int | None
     label_smoothing: float
     reduction: str
+    focal_gamma: float
 
 
-def ce_options(*, ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: str = "mean"
-               ) -> CEOptions:
+def ce_options(*, ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: str = "mean",
+               focal_gamma: float = 0.0) -> CEOptions:
     """Validate the cross-entropy's options once (a module does it when built); see :func:`voxel_weighted_ce`.
 
     Raises:
-        TypeError: for a non-int ``ignore_index`` or a non-numeric ``label_smoothing``.
-        ValueError: for an unknown ``reduction``, ``label_smoothing`` outside [0, 1], or an ``ignore_index``
-            outside the int64 range.
+        TypeError: for a non-int ``ignore_index``, a non-numeric ``label_smoothing`` or ``focal_gamma``.
+        ValueError: for an unknown ``reduction``, ``label_smoothing`` outside [0, 1], an ``ignore_index``
+            outside the int64 range, or a ``focal_gamma`` that is not a finite number >= 0.
 
     Example:
         >>> ce_options(ignore_index=255)
-        CEOptions(ignore_index=255, label_smoothing=0.0, reduction='mean')
+        CEOptions(ignore_index=255, label_smoothing=0.0, reduction='mean', focal_gamma=0.0)
     """
     reduction = look_up_option("reduction", reduction, REDUCTIONS)
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
@@ -57,7 +64,7 @@ def ce_options(*, ignore_index: int | None = None, label_smoothing: float = 0.0,
         raise TypeError(f"label_smoothing: expected a number in [0, 1], got {describe(label_smoothing)}")
     if not 0 <= label_smoothing <= 1:  # compared as given: float(10**400) would overflow
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
-    return CEOptions(ignore_index, float(label_smoothing), reduction)
+    return CEOptions(ignore_index, float(label_smoothing), reduction, check_focal_gamma(focal_gamma))
 
 
 def voxel_weighted_ce(
@@ -71,6 +78,7 @@ def voxel_weighted_ce(
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    focal_gamma: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy with per-voxel, per-class and per-sample weights; see :class:`VoxelWeightedCE`.
 
@@ -87,6 +95,8 @@ def voxel_weighted_ce(
         label_smoothing: in [0, 1], as in ``torch.nn.functional.cross_entropy``.
         reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"`` (which divides ``weight`` and
             ``class_weight`` by their maxima first: huge finite weights give finite results).
+        focal_gamma: the focal exponent ``gamma >= 0``: each class term times ``(1 - q_c)^gamma`` (see
+            :class:`VoxelWeightedCE`); 0 (the default) is exactly the plain cross-entropy.
 
     Returns:
         The reduced loss, or ``[N, *spatial]`` voxel losses for ``"none"`` (uncounted voxels are 0).
@@ -95,7 +105,7 @@ def voxel_weighted_ce(
         TypeError: for a non-float ``input``, a bool or float target of the wrong shape, a non-bool mask.
         ValueError: for shapes that do not line up, indices outside ``[0, C)`` (other than
             ``ignore_index``), probabilities outside [0, 1], negative or non-finite weights, an unknown
-            ``reduction``, ``label_smoothing`` outside [0, 1].
+            ``reduction``, ``label_smoothing`` outside [0, 1], a negative ``focal_gamma``.
 
     Shape:
         - input: ``[N, C, *spatial]``; target: ``[N, *spatial]``, ``[N, 1, *spatial]`` or ``[N, C, *spatial]``.
@@ -109,7 +119,8 @@ def voxel_weighted_ce(
         >>> voxel_weighted_ce(x, y, class_weight=[1.0, 1.0, 2.0], reduction="weighted_mean")
         tensor(1.0986)
     """
-    options = ce_options(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
+    options = ce_options(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction,
+                         focal_gamma=focal_gamma)
     return weighted_ce(input, target, weight, options, class_weight=class_weight, sample_weight=sample_weight,
                        mask=mask)
 
@@ -131,7 +142,7 @@ def weighted_ce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
         raise ValueError(f"input: expected logits of shape [N, C, *spatial], got {list(input.shape)}")
     voxel_shape = (input.shape[0], *input.shape[2:])
     ignore_index = options.ignore_index
-    a = _class_weight(class_weight, input)
+    a = per_channel("class_weight", class_weight, input, unit="class")
     target, is_index = _prepare_target(target, input, ignore_index)
     w = multiply(_voxel_map("weight", weight, input, voxel_shape),
                  align_batch("sample_weight", checked_weight("sample_weight", sample_weight, input), voxel_shape))
@@ -143,27 +154,25 @@ def weighted_ce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
     if is_index and ignore_index is not None:
         kept = target != ignore_index
         m = kept if m is None else m & kept
-    losses = F.cross_entropy(input, target, weight=a, reduction="none", label_smoothing=options.label_smoothing,
-                             ignore_index=ignore_index if ignore_index is not None else -100)
+    losses = _losses(input, target, a, options)
     if w is not None:
         losses = losses * w
-    if input.dtype in LOW_PRECISION and options.reduction == "none":
+    low = input.dtype in LOW_PRECISION
+    if low and options.reduction == "none":
         losses = saturate(losses, input.dtype)
-    return reduce_losses(losses, options.reduction, m, multiply(w, _voxel_class_weight(a, target, is_index)),
+    loss = reduce_losses(losses, options.reduction, m, multiply(w, _voxel_class_weight(a, target, is_index)),
                          torch.Size(voxel_shape))
+    return saturate(loss, input.dtype) if low else loss
 
 
-def _class_weight(value: Any, input: torch.Tensor) -> torch.Tensor | None:
-    a = checked_weight("class_weight", value, input)
-    if a is None:
-        return None
-    channels = input.shape[1]
-    if a.ndim == 0:
-        return a.expand(channels).contiguous()
-    if a.ndim != 1 or a.shape[0] != channels:
-        raise ValueError(f"class_weight: expected one value per class ({channels}, the size of axis 1 of input "
-                         f"with shape {list(input.shape)}), got shape {list(a.shape)}")
-    return a
+def _losses(input: torch.Tensor, target: torch.Tensor, a: torch.Tensor | None, options: CEOptions) -> torch.Tensor:
+    """Voxel losses ``[N, *spatial]``: torch's cross-entropy, or the focal one (float32 for half inputs)."""
+    if options.focal_gamma:
+        x = input.float() if input.dtype in LOW_PRECISION else input
+        return focal_ce_losses(x, target, a, options.label_smoothing, options.focal_gamma)
+    ignore = options.ignore_index if options.ignore_index is not None else -100
+    return F.cross_entropy(input, target, weight=a, reduction="none", label_smoothing=options.label_smoothing,
+                           ignore_index=ignore)
 
 
 def _prepare_target(target: Any, input: torch.Tensor, ignore_index: int | None) -> tuple[torch.Tensor, bool]:
@@ -180,8 +189,7 @@ def _prepare_target(target: Any, input: torch.Tensor, ignore_index: int | None) 
         return target.to(input.dtype), False
     if target.dtype == torch.bool or target.is_complex():
         raise TypeError(f"target: expected integer class indices or float probabilities, got dtype {target.dtype}")
-    if target.dtype in _UNSIGNED_WIDE:  # torch.from_numpy of uint16/32/64 NIfTI labels: few kernels, widen
-        target = target.to(torch.int64)  # (a uint64 above 2**63 wraps negative: reported as out of range)
+    target = widen_labels(target)
     if target.ndim == input.ndim and target.shape[1] == 1:
         target = target.squeeze(1)
     expected = (input.shape[0], *input.shape[2:])
@@ -227,11 +235,12 @@ class VoxelWeightedCE(WeightedLoss):
 
     .. math::
 
-        l = -\,w_{n,v}\, b_n \sum_c a_c\, p_c \log \mathrm{softmax}(x)_c
+        l = -\,w_{n,v}\, b_n \sum_c a_c\, p_c\, (1 - q_c)^\gamma \log q_c, \qquad q = \mathrm{softmax}(x)
 
     with ``p`` the one-hot of ``y`` (smoothed by ``label_smoothing`` as in torch), ``w`` the per-voxel map,
-    ``a`` the ``class_weight`` and ``b`` the ``sample_weight``. Reductions use the same denominators for index
-    and probability targets (torch's differ between the two, pytorch issue 54843):
+    ``a`` the ``class_weight``, ``b`` the ``sample_weight`` and ``gamma`` the ``focal_gamma`` (Lin et al.
+    2017; 0 is the plain cross-entropy, and ``a`` plays the role of focal's alpha).
+    Reductions use the same denominators for index and probability targets (torch's differ, pytorch 54843):
 
     * ``"mean"``: ``sum(l) / #counted voxels`` (masked and ``ignore_index`` voxels are not counted);
     * ``"weighted_mean"``: ``sum(l) / sum(w b a_y)`` with ``a_y = sum_c a_c p_c`` for probabilities; for index
@@ -246,6 +255,7 @@ class VoxelWeightedCE(WeightedLoss):
         ignore_index: class index whose voxels are not counted (index targets only).
         label_smoothing: in [0, 1], as in ``torch.nn.CrossEntropyLoss``.
         reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
+        focal_gamma: the focal exponent ``gamma >= 0``.
         weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``.
 
     Shape:
@@ -269,17 +279,13 @@ class VoxelWeightedCE(WeightedLoss):
     ignore_index = option("ignore_index", "Class index whose voxels are not counted, or None.")
     label_smoothing = option("label_smoothing", "Label smoothing in [0, 1] (validated when assigned).")
     reduction = option("reduction", "The reduction (validated when assigned).")
+    focal_gamma = option("focal_gamma", "The focal exponent, >= 0 (validated when assigned).")
 
-    def __init__(
-        self,
-        class_weight: WeightLike | None = None,
-        *,
-        ignore_index: int | None = None,
-        label_smoothing: float = 0.0,
-        reduction: str = "mean",
-        weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> None:
-        options = ce_options(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
+    def __init__(self, class_weight: WeightLike | None = None, *, ignore_index: int | None = None,
+                 label_smoothing: float = 0.0, reduction: str = "mean", focal_gamma: float = 0.0,
+                 weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        options = ce_options(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction,
+                             focal_gamma=focal_gamma)
         super().__init__(options, weight_fn, class_weight=class_weight)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
@@ -294,4 +300,6 @@ class VoxelWeightedCE(WeightedLoss):
         parts = [f"reduction={o.reduction!r}", f"label_smoothing={o.label_smoothing}"]
         if o.ignore_index is not None:
             parts.append(f"ignore_index={o.ignore_index}")
+        if o.focal_gamma:
+            parts.append(f"focal_gamma={o.focal_gamma}")
         return ", ".join(parts + self.weights_repr())

@@ -12,7 +12,15 @@ from collections.abc import Callable
 import torch
 
 from voxweight._validate import check_flag, check_float_tensor, check_positive_number, look_up_option
-from voxweight.losses.align import WeightLike, align_batch, align_map, check_mask, checked_weight, multiply
+from voxweight.losses.align import (
+    WeightLike,
+    align_batch,
+    align_map,
+    check_mask,
+    checked_weight,
+    multiply,
+    per_channel,
+)
 from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.finite import LOW_PRECISION
 from voxweight.losses.overlap import (
@@ -22,7 +30,6 @@ from voxweight.losses.overlap import (
     drop_background,
     overlap_sums,
     overlap_target,
-    per_channel,
     reduce_dice,
 )
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from voxweight.losses.align import multiply
 from voxweight.losses.balanced import balanced_bce, can_fuse_balance
 from voxweight.losses.finite import normalise
+from voxweight.losses.focal import bce_focal_factor
 from voxweight.losses.reduce import reduce_losses
 from voxweight.maps.balance import balance_map
 
@@ -22,7 +23,7 @@ _SMALLEST_FACTOR = {"balanced": 0.5, "inverse_frequency": 1.0, "sqrt_inverse": 1
 
 def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
                 mask: torch.Tensor | None, logits: bool, reduction: str,
-                balance: tuple[str, float | None] | None = None) -> torch.Tensor:
+                balance: tuple[str, float | None] | None = None, focal_gamma: float = 0.0) -> torch.Tensor:
     """Element losses and reduction; torch's own reduction (exact parity) when no mask is involved.
 
     ``balance = (mode, max_weight)`` multiplies ``w`` by the class-balance map of ``target``. Eagerly, with
@@ -41,6 +42,8 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
         logits: whether ``input`` holds logits.
         reduction: as in :func:`voxweight.voxel_weighted_bce`.
         balance: ``(mode, max_weight)``, or None.
+        focal_gamma: the focal exponent; the element losses are multiplied by ``(1 - p_t)^gamma``
+            (:func:`voxweight.losses.focal.bce_focal_factor`), the denominators stay the same. 0: plain BCE.
 
     Example:
         >>> x, t = torch.zeros(1, 1, 4), torch.tensor([[[1.0, 0.0, 0.0, 0.0]]])
@@ -51,13 +54,15 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
         w = normalise(w, pos)
         if balance is not None:
             balance = _weighted_mean_balance(*balance)
-    if balance is not None and can_fuse_balance(input, target, w, pos, mask, logits, reduction):
+    if balance is not None and not focal_gamma and can_fuse_balance(input, target, w, pos, mask, logits, reduction):
         return balanced_bce(input, target, w, reduction, *balance)
     if balance is not None:
         w = multiply(w, balance_map(target, *balance))
-    if mask is None and reduction != "weighted_mean" and input.numel() > 0:
+    if mask is None and reduction != "weighted_mean" and input.numel() > 0 and not focal_gamma:
         return _elementwise(input, target, w, pos, logits, reduction)
     losses = _elementwise(input, target, w, pos, logits, "none")
+    if focal_gamma:
+        losses = losses * bce_focal_factor(input, target, focal_gamma, logits)
     return reduce_losses(losses, reduction, mask, _effective_weight(w, pos, target), input.shape)
 
 

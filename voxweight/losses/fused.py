@@ -39,15 +39,15 @@ _grad_failed = False  # the gradient kernel could not be built: the compiled los
 
 def fused_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
               mask: torch.Tensor | None, logits: bool, reduction: str,
-              balance: tuple[str, float | None] | None = None, checks: list[RangeCheck] | None = None
-              ) -> torch.Tensor:
+              balance: tuple[str, float | None] | None = None, focal_gamma: float = 0.0,
+              checks: list[RangeCheck] | None = None) -> torch.Tensor:
     """:func:`voxweight.losses.eager.compute_bce` in compiled kernels (see the module docstring).
 
     ``checks`` are judged once the kernel returns (the loss is then discarded if one fails); the eager
     fallback judges them first, as the eager path does.
     """
     checks = checks or []
-    args = (input, target, w, pos, mask, logits, reduction, balance, [c.tensor for c in checks])
+    args = (input, target, w, pos, mask, logits, reduction, balance, focal_gamma, [c.tensor for c in checks])
     result, grad_error, compile_error = None, None, None
     if _gradient_kernel_applies(input, target, w, pos, reduction):
         result, grad_error = _with_gradient(args)
@@ -89,10 +89,11 @@ def _give_up(grad_error: str | None, compile_error: str | None) -> None:
 
 def _loss_and_extremes(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
                        mask: torch.Tensor | None, logits: bool, reduction: str,
-                       balance: tuple[str, float | None] | None, tensors: list[torch.Tensor]
+                       balance: tuple[str, float | None] | None, focal_gamma: float, tensors: list[torch.Tensor]
                        ) -> tuple[torch.Tensor, Extremes]:
     """The loss and the ``(min, max)`` of each tensor to value-check, in one function for the compiler."""
-    return compute_bce(input, target, w, pos, mask, logits, reduction, balance), range_extremes(tensors)
+    loss = compute_bce(input, target, w, pos, mask, logits, reduction, balance, focal_gamma)
+    return loss, range_extremes(tensors)
 
 
 def _gradient_kernel_applies(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,
@@ -137,12 +138,13 @@ class _LossWithGradient(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None,
                 pos: torch.Tensor | None, mask: torch.Tensor | None, logits: bool, reduction: str,
-                balance: tuple[str, float | None] | None, tensors: list[torch.Tensor], sink: list[Extremes]
-                ) -> torch.Tensor:
-        grad, (loss, extremes) = _compiled_grad(input, target, w, pos, mask, logits, reduction, balance, tensors)
+                balance: tuple[str, float | None] | None, focal_gamma: float, tensors: list[torch.Tensor],
+                sink: list[Extremes]) -> torch.Tensor:
+        options = (logits, reduction, balance, focal_gamma)
+        grad, (loss, extremes) = _compiled_grad(input, target, w, pos, mask, *options, tensors)
         sink.append(extremes)
         ctx.save_for_backward(input, target, w, pos, mask)
-        ctx.options, ctx.grad = (logits, reduction, balance), grad
+        ctx.options, ctx.grad = options, grad
         return loss
 
     @staticmethod
@@ -152,7 +154,7 @@ class _LossWithGradient(torch.autograd.Function):
             input, target, w, pos, mask = ctx.saved_tensors
             loss = compute_bce(input, target, w, pos, mask, *ctx.options)
             (grad,) = torch.autograd.grad(loss, input, create_graph=True)
-            return (grad * grad_loss,) + (None,) * 9
+            return (grad * grad_loss,) + (None,) * 10
         if grad is None:  # a second backward (retain_graph=True): compute the gradient again
             grad = _compiled_grad(*ctx.saved_tensors, *ctx.options, [])[0]
-        return (grad.mul_(grad_loss),) + (None,) * 9
+        return (grad.mul_(grad_loss),) + (None,) * 10

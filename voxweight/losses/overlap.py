@@ -13,13 +13,10 @@ import torch.nn.functional as F
 
 from voxweight._validate import check_same_device, check_tensor
 from voxweight.checks import check_all, check_range
-from voxweight.losses.align import checked_weight, multiply
+from voxweight.losses.align import multiply, widen_labels
 
 __all__ = ["DiceOptions", "activate", "dice_losses", "drop_background", "overlap_sums", "overlap_target",
-           "per_channel", "reduce_dice", "safe_ratio", "sudre_weights"]
-
-_UNSIGNED_WIDE = (torch.uint16, torch.uint32, torch.uint64)
-
+           "reduce_dice", "safe_ratio", "sudre_weights"]
 
 def overlap_target(target: Any, input: torch.Tensor, single_label: bool) -> torch.Tensor:
     """``target`` as values in [0, 1] of ``input``'s shape and dtype (class indices become one-hot).
@@ -66,8 +63,7 @@ def overlap_target(target: Any, input: torch.Tensor, single_label: bool) -> torc
     if target.is_floating_point() or target.dtype == torch.bool:
         raise TypeError(f"target: expected integer class indices for a target of shape {list(target.shape)} "
                         f"(input has {input.shape[1]} channels), got dtype {target.dtype} (use target.long())")
-    if target.dtype in _UNSIGNED_WIDE:  # torch.from_numpy of uint16/32/64 NIfTI labels: few kernels, widen
-        target = target.to(torch.int64)
+    target = widen_labels(target)
     index = target.reshape(voxel_shape).long()
     channels = input.shape[1]
     check_all("target", (index >= 0) & (index < channels), f"class indices in [0, {channels - 1}]",
@@ -175,39 +171,6 @@ def activate(x: torch.Tensor, activation: str | None) -> torch.Tensor:
         return torch.softmax(x, dim=1)
     check_range("input", x, 0.0, 1.0, "probabilities in [0, 1] (activation=None)")
     return x
-
-
-def per_channel(name: str, value: Any, x: torch.Tensor) -> torch.Tensor | None:
-    """A checked per-channel weight ``[C]`` for input ``x`` (a number applies to every channel), or None.
-
-    Args:
-        name: the argument's name, for error messages.
-        value: a number, a sequence or a tensor of ``C`` values, or None.
-        x: the input ``[N, C, *spatial]`` (its dtype and device are used).
-
-    Returns:
-        The weight ``[C]`` in ``x``'s dtype, or None.
-
-    Raises:
-        ValueError: naming ``name``, for negative or non-finite values or a length other than ``C``.
-
-    Shape:
-        - x: ``[N, C, *spatial]``; output: ``[C]``.
-
-    Example:
-        >>> per_channel("class_weight", 2.0, torch.zeros(1, 3))
-        tensor([2., 2., 2.])
-    """
-    a = checked_weight(name, value, x)
-    if a is None:
-        return None
-    channels = x.shape[1]
-    if a.ndim == 0:
-        return a.expand(channels)
-    if a.ndim != 1 or a.shape[0] != channels:
-        raise ValueError(f"{name}: expected one value per channel ({channels}, the size of axis 1 of input "
-                         f"with shape {list(x.shape)}, background included), got shape {list(a.shape)}")
-    return a
 
 
 def drop_background(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, a: torch.Tensor | None
