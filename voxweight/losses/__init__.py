@@ -7,6 +7,7 @@ with the input's number of dims); reductions say what they divide by.
 from voxweight.losses.bce import REDUCTIONS, VoxelWeightedBCE, voxel_weighted_bce
 from voxweight.losses.calibration import debias_logits
 from voxweight.losses.ce import VoxelWeightedCE, voxel_weighted_ce
+from voxweight.losses.compound import VoxelWeightedDiceBCE, VoxelWeightedDiceCE
 from voxweight.losses.deep_supervision import DeepSupervision
 from voxweight.losses.dice import VoxelWeightedDice, voxel_weighted_dice
 
@@ -16,6 +17,8 @@ __all__ = [
     "VoxelWeightedBCE",
     "VoxelWeightedCE",
     "VoxelWeightedDice",
+    "VoxelWeightedDiceBCE",
+    "VoxelWeightedDiceCE",
     "debias_logits",
     "voxel_weighted_bce",
     "voxel_weighted_ce",
