@@ -294,3 +294,22 @@ def test_gradcheck_float64_through_every_scale():
     weight = torch.rand(1, 1, 4, 4, generator=g, dtype=torch.float64)
     ds = DeepSupervision(VoxelWeightedBCE(reduction="weighted_mean"), "monai")
     assert torch.autograd.gradcheck(lambda *xs: ds(list(xs), target, weight), outputs)
+
+
+@pytest.mark.parametrize("sizes", [[(12,), (6,), (4,), (2,)], [(12,), (4,), (6,), (3,)], [(12,), (3,), (12,)]])
+def test_maps_pooled_scale_after_scale_equal_torch_pooling_from_full_resolution(sizes):
+    """Nested factors pool the previous scale's map, others the full one: both equal torch's area/min pooling."""
+    outputs = _outputs(c=2, sizes=sizes)
+    g = torch.Generator().manual_seed(8)
+    target = (torch.rand(2, 2, 12, generator=g) > 0.5).double()
+    weight = torch.rand(2, 1, 12, generator=g, dtype=torch.float64) * 4
+    mask = torch.rand(2, 1, 12, generator=g) > 0.1
+    loss = VoxelWeightedBCE(reduction="weighted_mean")
+    scale = [1.0, 0.5, 0.25, 0.125][:len(sizes)]
+    ours = DeepSupervision(loss, scale, target_mode="area")(outputs, target, weight, mask=mask)
+    ref = 0
+    for x, s in zip(outputs, scale, strict=True):
+        f = 12 // x.shape[-1]
+        m = F.avg_pool1d(mask.double(), f) == 1
+        ref = ref + s * loss(x, F.avg_pool1d(target, f), F.avg_pool1d(weight, f), mask=m)
+    torch.testing.assert_close(ours, ref)

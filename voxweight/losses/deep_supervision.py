@@ -219,14 +219,16 @@ class DeepSupervision(nn.Module):
             weight = as_weight_tensor("weight", weight, like=first)
         if mask is not None:
             mask = _spatial_map("mask", check_mask(mask, first), first, full)
-        total = None
+        full_maps = {"weight": weight, "mask": mask}
+        total, pooled = None, {k: (v, [1] * n_spatial) for k, v in full_maps.items()}
         for i, s in enumerate(scale_weights_for(self.scale_weights, len(outputs))):
             if s == 0:
                 continue
             f = factors[i]
-            term = self.loss(outputs[i], downsample(target, f, self.target_mode),
-                             _pool_map(weight, f, "area"),
-                             sample_weight=sample_weight, mask=_pool_map(mask, f, "all"))
+            maps = {k: _pool_map(*pooled[k], full_maps[k], f, "area" if k == "weight" else "all") for k in pooled}
+            pooled = {k: (maps[k], f) for k in maps}
+            term = self.loss(outputs[i], downsample(target, f, self.target_mode), maps["weight"],
+                             sample_weight=sample_weight, mask=maps["mask"])
             if total is not None and term.shape != total.shape:
                 raise ValueError(f"loss: expected results of the same shape at every scale (a reduced loss), got "
                                  f"{list(total.shape)} and {list(term.shape)} (outputs[{i}])")
@@ -279,8 +281,15 @@ def _spatial_map(name: str, x: Any, first: torch.Tensor, full: tuple[int, ...]) 
     return x
 
 
-def _pool_map(x: Any, factors: list[int], mode: str) -> Any:
-    """:func:`downsample` for a spatial map (a tensor with the spatial axes); anything else unchanged."""
+def _pool_map(x: Any, done: list[int], full: Any, factors: list[int], mode: str) -> Any:
+    """:func:`downsample` to ``factors`` of a spatial map ``x`` pooled by ``done`` already (or of ``full``).
+
+    Block means of block means (and ands of ands) over nested blocks are exact, so a scale whose factors are
+    multiples of the previous scale's pools that smaller map (each scale costs a fraction of the full map);
+    other factors pool the full-resolution map. Anything but a spatial map is returned unchanged.
+    """
     if not isinstance(x, torch.Tensor) or x.ndim < len(factors) + 1:
         return x
-    return downsample(x, factors, mode)
+    if any(f % d for f, d in zip(factors, done, strict=True)):
+        x, done = full, [1] * len(factors)
+    return downsample(x, [f // d for f, d in zip(factors, done, strict=True)], mode)
