@@ -31,9 +31,11 @@ def check_focal_gamma(value: Any) -> float:
 def bce_focal_factor(input: torch.Tensor, target: torch.Tensor, gamma: float, logits: bool) -> torch.Tensor:
     """The BCE's focal factor ``(1 - p_t)^gamma`` with ``1 - p_t = s (1 - t) + (1 - s) t``.
 
-    With logits it is computed in log space, ``log(1 - p_t) = logaddexp(log(1 - t) + logsigmoid(x),
-    log(t) + logsigmoid(-x))``, so a hard target's factor is ``sigmoid(-+x)^gamma`` without underflow to
-    ``0 * inf``; with probabilities ``1 - p_t`` is clamped to the smallest normal number before the power.
+    With logits, ``1 - s`` is ``sigmoid(-x)`` (no cancellation: a hard target's factor is ``sigmoid(-+x)^gamma``
+    accurately). ``1 - p_t`` is clamped to the smallest normal number before the power, so that a sure
+    and right prediction gets a factor of about 0 and finite gradients (``0^gamma`` with ``gamma < 1`` would give
+    ``inf * 0``). It is a sum of two non-negative terms, smooth in ``t``: a target that needs a gradient and is
+    exactly 0 or 1 gets the true one (a log-space form, ``logaddexp(log(1 - t) + ..., log(t) + ...)``, gives NaN).
 
     Shape:
         - input, target: the same shape; output: that shape.
@@ -44,9 +46,9 @@ def bce_focal_factor(input: torch.Tensor, target: torch.Tensor, gamma: float, lo
         tensor([0.2500, 0.0000])
     """
     if logits:
-        log_miss = torch.logaddexp(torch.log1p(-target) + F.logsigmoid(input), torch.log(target) + F.logsigmoid(-input))
-        return torch.exp(gamma * log_miss)
-    miss = input * (1 - target) + (1 - input) * target
+        miss = torch.sigmoid(input) * (1 - target) + torch.sigmoid(-input) * target
+    else:
+        miss = input * (1 - target) + (1 - input) * target
     return miss.clamp(min=torch.finfo(miss.dtype).tiny).pow(gamma)
 
 
