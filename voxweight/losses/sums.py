@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["weighted_sums"]
+__all__ = ["plain_sums", "weighted_sums"]
 
 
 def weighted_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared: bool
@@ -42,13 +42,21 @@ def weighted_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squa
         (tensor([[2.]]), tensor([[2.]]), tensor([[3.]]))
     """
     if p.ndim < 3 or t.requires_grad or (w is not None and w.requires_grad):
-        return _by_autograd(p, t, w, squared)
+        return plain_sums(p, t, w, squared)
     return _WeightedSums.apply(p, t, w, squared)
 
 
-def _by_autograd(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The sums as plain tensor expressions (any shapes, gradients to every input)."""
+def plain_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared: bool
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`weighted_sums` as plain tensor expressions (any shapes; autograd gives every input's gradient).
+
+    Shape:
+        - as for :func:`weighted_sums`.
+
+    Example:
+        >>> plain_sums(torch.tensor([[[0.5, 1.0]]]), torch.tensor([[[1.0, 1.0]]]), None, squared=True)
+        (tensor([[1.5000]]), tensor([[1.2500]]), tensor([[2.]]))
+    """
     pk, tk = (p * p, t * t) if squared else (p, t)
     if w is not None:
         t, pk, tk = t * w, pk * w, tk * w
