@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from voxweight.losses.sync import global_mean
 from voxweight.maps.balance import balance_factors
 
 _FAST_DTYPES = (torch.float32, torch.float64)
@@ -34,11 +35,13 @@ def can_fuse_balance(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor 
 
 
 def balanced_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, reduction: str,
-                 mode: str, max_weight: float | None) -> torch.Tensor:
+                 mode: str, max_weight: float | None, sync: bool = False) -> torch.Tensor:
     """Reduced ``w * balance(target) * BCE(input, target)`` (see the module docstring).
 
     ``w`` is None or a per-``(n, c)`` weight (spatial sizes 1); ``reduction`` is ``"mean"``, ``"sum"``
-    or ``"weighted_mean"`` with :func:`voxweight.voxel_weighted_bce`'s denominators.
+    or ``"weighted_mean"`` with :func:`voxweight.voxel_weighted_bce`'s denominators. The balance weights
+    are per sample and channel, so a rank's slice of the batch has the same ones as the whole batch;
+    ``sync`` (a process group is in use) sums the weighted sum and the denominator over every rank.
 
     Example:
         >>> x, t = torch.zeros(1, 1, 4), torch.tensor([[[1.0, 0.0, 0.0, 0.0]]])
@@ -50,19 +53,22 @@ def balanced_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | No
     fraction = target.mean(dim=spatial)
     fg, bg = balance_factors(fraction, mode, max_weight)
     extra = torch.ones_like(fraction) if w is None else w.reshape(w.shape[:2]).expand(n, c)
-    scale = extra / _denominator(extra, fg, bg, fraction, input[0, 0].numel(), reduction)
+    den = _denominator(extra, fg, bg, fraction, input[0, 0].numel(), reduction)
+    if sync:  # the local weighted sum over the local denominator's share of the global one
+        total = _BalancedBCE.apply(input, target, fg, bg, extra)
+        return global_mean(total, None if reduction == "sum" else den)
+    scale = extra / torch.where(den > 0, den, torch.ones_like(den))
     return _BalancedBCE.apply(input, target, fg, bg, scale)
 
 
 def _denominator(extra: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, fraction: torch.Tensor, voxels: int,
                  reduction: str) -> torch.Tensor:
-    """What the weighted sum is divided by; an all-zero weight sum gives 1 (an empty selection is 0)."""
+    """What the weighted sum is divided by (0 for an empty selection, which the callers treat as 1)."""
     if reduction == "sum":
-        return torch.ones_like(extra)
+        return torch.ones((), dtype=extra.dtype, device=extra.device)
     if reduction == "mean":
-        return torch.full_like(extra, float(extra.numel() * voxels))
-    total = (extra * (bg + (fg - bg) * fraction)).sum() * voxels  # sum of w over all voxels, exactly
-    return torch.where(total > 0, total, torch.ones_like(total)).expand_as(extra)
+        return torch.tensor(float(extra.numel() * voxels), dtype=extra.dtype, device=extra.device)
+    return (extra * (bg + (fg - bg) * fraction)).sum() * voxels  # sum of w over all voxels, exactly
 
 
 class _BalancedBCE(torch.autograd.Function):

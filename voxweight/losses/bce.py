@@ -36,6 +36,7 @@ from voxweight.losses.finite import LOW_PRECISION, saturate
 from voxweight.losses.focal import check_focal_gamma
 from voxweight.losses.fused import fused_bce
 from voxweight.losses.reduce import REDUCTIONS
+from voxweight.losses.sync import check_sync, synced
 from voxweight.maps.balance import BALANCE_MODES
 
 __all__ = ["REDUCTIONS", "BCEOptions", "VoxelWeightedBCE", "bce_options", "voxel_weighted_bce", "weighted_bce"]
@@ -50,20 +51,22 @@ class BCEOptions(NamedTuple):
     balance: str | None
     balance_max_weight: float | None
     focal_gamma: float
+    sync: bool = False
 
 
 def bce_options(*, logits: bool = True, reduction: str = "mean", fused: bool = False, balance: str | None = None,
-                balance_max_weight: float | None = None, focal_gamma: float = 0.0) -> BCEOptions:
+                balance_max_weight: float | None = None, focal_gamma: float = 0.0, sync: bool = False) -> BCEOptions:
     """Validate the BCE's options once (a module does it when built); see :func:`voxel_weighted_bce`.
 
     Raises:
-        TypeError: for non-bool ``logits``/``fused``, a non-numeric ``balance_max_weight`` or ``focal_gamma``.
+        TypeError: for non-bool ``logits``/``fused``/``sync``, a non-numeric ``balance_max_weight`` or ``focal_gamma``.
         ValueError: for an unknown ``reduction`` or ``balance``, a ``balance_max_weight`` that is not a finite
-            number > 0 or a ``focal_gamma`` that is not a finite number >= 0 (``10**400`` included).
+            number > 0, a ``focal_gamma`` that is not a finite number >= 0 (``10**400`` included), or
+            ``sync=True`` with ``reduction="none"``.
 
     Example:
-        >>> bce_options(balance="balanced", focal_gamma=2)[3:]
-        ('balanced', None, 2.0)
+        >>> bce_options(balance="balanced", focal_gamma=2)[3:]  # balance, balance_max_weight, focal_gamma, sync
+        ('balanced', None, 2.0, False)
     """
     reduction = look_up_option("reduction", reduction, REDUCTIONS)
     logits = check_flag("logits", logits)
@@ -72,7 +75,8 @@ def bce_options(*, logits: bool = True, reduction: str = "mean", fused: bool = F
         balance = look_up_option("balance", balance, BALANCE_MODES)
     if balance_max_weight is not None:
         balance_max_weight = check_positive_number("balance_max_weight", balance_max_weight)
-    return BCEOptions(logits, reduction, fused, balance, balance_max_weight, check_focal_gamma(focal_gamma))
+    return BCEOptions(logits, reduction, fused, balance, balance_max_weight, check_focal_gamma(focal_gamma),
+                      check_sync(sync, reduction, REDUCTIONS))
 
 
 def voxel_weighted_bce(
@@ -90,6 +94,7 @@ def voxel_weighted_bce(
     balance: str | None = None,
     balance_max_weight: float | None = None,
     focal_gamma: float = 0.0,
+    sync: bool = False,
 ) -> torch.Tensor:
     """Binary cross-entropy with per-voxel, per-class and per-sample weights that align by meaning.
 
@@ -120,6 +125,8 @@ def voxel_weighted_bce(
         balance_max_weight: clips the ``balance`` weights from above.
         focal_gamma: the focal loss's exponent ``gamma >= 0``: each element loss times ``(1 - p_t)^gamma``
             (see :class:`VoxelWeightedBCE`); 0 (the default) is exactly the plain BCE.
+        sync: under ``torch.distributed`` (more than one rank), every rank returns the loss of the whole batch
+            and DDP's averaged gradient is its gradient (:mod:`voxweight.losses.sync`); else no effect.
 
     Returns:
         The reduced loss (0-d) or, for ``"none"``, the element losses with masked elements set to 0.
@@ -144,7 +151,7 @@ def voxel_weighted_bce(
         tensor(1.6173)
     """
     options = bce_options(logits=logits, reduction=reduction, fused=fused, balance=balance,
-                          balance_max_weight=balance_max_weight, focal_gamma=focal_gamma)
+                          balance_max_weight=balance_max_weight, focal_gamma=focal_gamma, sync=sync)
     return weighted_bce(input, target, weight, options, pos_weight=pos_weight, class_weight=class_weight,
                         sample_weight=sample_weight, mask=mask)
 
@@ -180,7 +187,8 @@ def weighted_bce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     spec = None if options.balance is None else (options.balance, options.balance_max_weight)
     m = check_mask(mask, input, broadcast_to=input.shape)
     args = (input, target, w, pos, m, options.logits, options.reduction, spec, options.focal_gamma)
-    loss = fused_bce(*args, checks=pending) if options.fused else compute_bce(*args)
+    sync = synced(options.sync)
+    loss = fused_bce(*args, checks=pending, sync=sync) if options.fused else compute_bce(*args, sync=sync)
     return saturate(loss, dtype) if low else loss  # float16 sums overflow: the largest finite value instead
 
 
@@ -218,6 +226,9 @@ class VoxelWeightedBCE(WeightedLoss):
       per-element BCE (unchanged if every weight is scaled; ``focal_gamma`` leaves this denominator as it is);
     * ``"sum"``; ``"none"`` (element losses, masked elements set to 0).
 
+    ``sync=True`` under ``torch.distributed``: each sum above runs over every rank's elements (the weights'
+    maximum too), so every rank returns the loss of the concatenated batch (:mod:`voxweight.losses.sync`).
+
     An empty selection reduces to 0, not NaN. With no weights and no mask, values and gradients are those
     of ``F.binary_cross_entropy_with_logits`` (or ``F.binary_cross_entropy``), which do the maths. float16 and
     bfloat16 with ``balance``/``focal_gamma`` in float32; their results saturate at the dtype's largest finite value
@@ -236,6 +247,7 @@ class VoxelWeightedBCE(WeightedLoss):
         balance, balance_max_weight: in-loss foreground/background rebalancing per sample and channel,
             without a weight map (see :func:`voxel_weighted_bce`).
         focal_gamma: the focal exponent ``gamma >= 0`` of the formula above; 0 (default) is the plain BCE.
+        sync: reduce over every ``torch.distributed`` rank (see :func:`voxel_weighted_bce`).
 
     Shape:
         - input, target: ``[N, C, *spatial]``; weight, mask: same ndim, each dim equal or 1.
@@ -261,33 +273,19 @@ class VoxelWeightedBCE(WeightedLoss):
     balance = option("balance", "In-loss class-balance mode, or None.")
     balance_max_weight = option("balance_max_weight", "Upper bound of the in-loss balance weights, or None.")
     focal_gamma = option("focal_gamma", "The focal exponent gamma >= 0 (validated when assigned).")
+    sync = option("sync", "Whether the reduction runs over every torch.distributed rank.")
 
-    def __init__(
-        self,
-        pos_weight: WeightLike | None = None,
-        class_weight: WeightLike | None = None,
-        *,
-        logits: bool = True,
-        reduction: str = "mean",
-        weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        fused: bool = False,
-        balance: str | None = None,
-        balance_max_weight: float | None = None,
-        focal_gamma: float = 0.0,
-    ) -> None:
+    def __init__(self, pos_weight: WeightLike | None = None, class_weight: WeightLike | None = None, *,
+                 logits: bool = True, reduction: str = "mean",
+                 weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None, fused: bool = False,
+                 balance: str | None = None, balance_max_weight: float | None = None, focal_gamma: float = 0.0,
+                 sync: bool = False) -> None:
         options = bce_options(logits=logits, reduction=reduction, fused=fused, balance=balance,
-                              balance_max_weight=balance_max_weight, focal_gamma=focal_gamma)
+                              balance_max_weight=balance_max_weight, focal_gamma=focal_gamma, sync=sync)
         super().__init__(options, weight_fn, pos_weight=pos_weight, class_weight=class_weight)
 
-    def forward(
-        self,
-        input: torch.Tensor,
-        target: torch.Tensor,
-        weight: torch.Tensor | None = None,
-        *,
-        sample_weight: WeightLike | None = None,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
+                sample_weight: WeightLike | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Compute the loss; see the class docstring. ``weight`` may change on every call."""
         return weighted_bce(input, target, self.voxel_map(weight, target), self.options, pos_weight=self.pos_weight,
                             class_weight=self.class_weight, sample_weight=sample_weight, mask=mask)
@@ -295,6 +293,6 @@ class VoxelWeightedBCE(WeightedLoss):
     def extra_repr(self) -> str:
         """Configuration shown by ``repr``."""
         o = self.options
-        extra = {"fused": o.fused, "balance": o.balance, "focal_gamma": o.focal_gamma}  # shown when set
+        extra = {"fused": o.fused, "balance": o.balance, "focal_gamma": o.focal_gamma, "sync": o.sync}  # when set
         parts = [f"logits={o.logits}", f"reduction={o.reduction!r}"] + [f"{k}={v!r}" for k, v in extra.items() if v]
         return ", ".join(parts + self.weights_repr())

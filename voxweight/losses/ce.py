@@ -30,8 +30,10 @@ from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.finite import LOW_PRECISION, normalise, saturate
 from voxweight.losses.focal import check_focal_gamma, focal_ce_losses
 from voxweight.losses.reduce import REDUCTIONS, reduce_losses
+from voxweight.losses.sync import check_sync, max_over_ranks, synced
 
 __all__ = ["CEOptions", "VoxelWeightedCE", "ce_options", "voxel_weighted_ce", "weighted_ce"]
+
 
 class CEOptions(NamedTuple):
     """The validated options of the cross-entropy (see :func:`ce_options`)."""
@@ -40,20 +42,22 @@ class CEOptions(NamedTuple):
     label_smoothing: float
     reduction: str
     focal_gamma: float
+    sync: bool = False
 
 
 def ce_options(*, ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: str = "mean",
-               focal_gamma: float = 0.0) -> CEOptions:
+               focal_gamma: float = 0.0, sync: bool = False) -> CEOptions:
     """Validate the cross-entropy's options once (a module does it when built); see :func:`voxel_weighted_ce`.
 
     Raises:
-        TypeError: for a non-int ``ignore_index``, a non-numeric ``label_smoothing`` or ``focal_gamma``.
+        TypeError: for a non-int ``ignore_index``, non-numeric ``label_smoothing``/``focal_gamma``, non-bool ``sync``.
         ValueError: for an unknown ``reduction``, ``label_smoothing`` outside [0, 1], an ``ignore_index``
-            outside the int64 range, or a ``focal_gamma`` that is not a finite number >= 0.
+            outside the int64 range, a ``focal_gamma`` that is not a finite number >= 0, or ``sync=True``
+            with ``reduction="none"``.
 
     Example:
         >>> ce_options(ignore_index=255)
-        CEOptions(ignore_index=255, label_smoothing=0.0, reduction='mean', focal_gamma=0.0)
+        CEOptions(ignore_index=255, label_smoothing=0.0, reduction='mean', focal_gamma=0.0, sync=False)
     """
     reduction = look_up_option("reduction", reduction, REDUCTIONS)
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
@@ -64,22 +68,14 @@ def ce_options(*, ignore_index: int | None = None, label_smoothing: float = 0.0,
         raise TypeError(f"label_smoothing: expected a number in [0, 1], got {describe(label_smoothing)}")
     if not 0 <= label_smoothing <= 1:  # compared as given: float(10**400) would overflow
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
-    return CEOptions(ignore_index, float(label_smoothing), reduction, check_focal_gamma(focal_gamma))
+    return CEOptions(ignore_index, float(label_smoothing), reduction, check_focal_gamma(focal_gamma),
+                     check_sync(sync, reduction, REDUCTIONS))
 
 
-def voxel_weighted_ce(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    *,
-    class_weight: WeightLike | None = None,
-    sample_weight: WeightLike | None = None,
-    mask: torch.Tensor | None = None,
-    ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    focal_gamma: float = 0.0,
-) -> torch.Tensor:
+def voxel_weighted_ce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
+                      class_weight: WeightLike | None = None, sample_weight: WeightLike | None = None,
+                      mask: torch.Tensor | None = None, ignore_index: int | None = None, label_smoothing: float = 0.0,
+                      reduction: str = "mean", focal_gamma: float = 0.0, sync: bool = False) -> torch.Tensor:
     """Cross-entropy with per-voxel, per-class and per-sample weights; see :class:`VoxelWeightedCE`.
 
     Args:
@@ -97,15 +93,16 @@ def voxel_weighted_ce(
             ``class_weight`` by their maxima first: huge finite weights give finite results).
         focal_gamma: the focal exponent ``gamma >= 0``: each class term times ``(1 - q_c)^gamma`` (see
             :class:`VoxelWeightedCE`); 0 (the default) is exactly the plain cross-entropy.
+        sync: under ``torch.distributed`` (more than one rank), every rank returns the loss of the whole batch
+            and DDP's averaged gradient is its gradient (:mod:`voxweight.losses.sync`); else no effect.
 
     Returns:
         The reduced loss, or ``[N, *spatial]`` voxel losses for ``"none"`` (uncounted voxels are 0).
 
     Raises:
         TypeError: for a non-float ``input``, a bool or float target of the wrong shape, a non-bool mask.
-        ValueError: for shapes that do not line up, indices outside ``[0, C)`` (other than
-            ``ignore_index``), probabilities outside [0, 1], negative or non-finite weights, an unknown
-            ``reduction``, ``label_smoothing`` outside [0, 1], a negative ``focal_gamma``.
+        ValueError: for shapes that do not line up, indices outside ``[0, C)`` (other than ``ignore_index``),
+            probabilities outside [0, 1], negative or non-finite weights, bad options (see :func:`ce_options`).
 
     Shape:
         - input: ``[N, C, *spatial]``; target: ``[N, *spatial]``, ``[N, 1, *spatial]`` or ``[N, C, *spatial]``.
@@ -120,7 +117,7 @@ def voxel_weighted_ce(
         tensor(1.0986)
     """
     options = ce_options(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction,
-                         focal_gamma=focal_gamma)
+                         focal_gamma=focal_gamma, sync=sync)
     return weighted_ce(input, target, weight, options, class_weight=class_weight, sample_weight=sample_weight,
                        mask=mask)
 
@@ -146,22 +143,20 @@ def weighted_ce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
     target, is_index = _prepare_target(target, input, ignore_index)
     w = multiply(_voxel_map("weight", weight, input, voxel_shape),
                  align_batch("sample_weight", checked_weight("sample_weight", sample_weight, input), voxel_shape))
+    sync = synced(options.sync)
     if options.reduction == "weighted_mean":  # scale-invariant in w and in a: keep huge finite weights finite
-        a, w = normalise(a), normalise(w)
-    m = check_mask(mask, input)
-    if m is not None:
-        m = _drop_channel("mask", m, input, voxel_shape)
+        top = max_over_ranks if sync else None  # with sync, every rank divides by the same (global) maxima
+        a, w = normalise(a, reduce_max=top), normalise(w, reduce_max=top)
+    m = None if mask is None else _drop_channel("mask", check_mask(mask, input), input, voxel_shape)
     if is_index and ignore_index is not None:
-        kept = target != ignore_index
-        m = kept if m is None else m & kept
+        m = target != ignore_index if m is None else m & (target != ignore_index)
     losses = _losses(input, target, a, options)
-    if w is not None:
-        losses = losses * w
+    losses = losses if w is None else losses * w
     low = input.dtype in LOW_PRECISION
     if low and options.reduction == "none":
         losses = saturate(losses, input.dtype)
     loss = reduce_losses(losses, options.reduction, m, multiply(w, _voxel_class_weight(a, target, is_index)),
-                         torch.Size(voxel_shape))
+                         torch.Size(voxel_shape), sync)
     return saturate(loss, input.dtype) if low else loss
 
 
@@ -206,9 +201,8 @@ def _prepare_target(target: Any, input: torch.Tensor, ignore_index: int | None) 
 
 
 def _voxel_map(name: str, value: Any, input: torch.Tensor, voxel_shape: tuple[int, ...]) -> torch.Tensor | None:
-    if value is None:
-        return None
-    return _drop_channel(name, checked_weight(name, value, input, tensor_only=True), input, voxel_shape)
+    return None if value is None else _drop_channel(name, checked_weight(name, value, input, tensor_only=True),
+                                                    input, voxel_shape)
 
 
 def _drop_channel(name: str, x: torch.Tensor, input: torch.Tensor, voxel_shape: tuple[int, ...]) -> torch.Tensor:
@@ -245,7 +239,8 @@ class VoxelWeightedCE(WeightedLoss):
     * ``"mean"``: ``sum(l) / #counted voxels`` (masked and ``ignore_index`` voxels are not counted);
     * ``"weighted_mean"``: ``sum(l) / sum(w b a_y)`` with ``a_y = sum_c a_c p_c`` for probabilities; for index
       targets with only ``class_weight`` this is torch's ``"mean"``;
-    * ``"sum"``; ``"none"`` (``[N, *spatial]``, uncounted voxels 0).
+    * ``"sum"``; ``"none"`` (``[N, *spatial]``, uncounted voxels 0). ``sync=True`` (``torch.distributed``): each
+      sum and maximum runs over every rank's voxels: the loss of the whole batch (:mod:`voxweight.losses.sync`).
 
     Training with ``class_weight`` shifts the optimal softmax towards weighted classes;
     ``softmax(voxweight.debias_logits(logits, class_weight))`` undoes that shift at inference.
@@ -256,6 +251,7 @@ class VoxelWeightedCE(WeightedLoss):
         label_smoothing: in [0, 1], as in ``torch.nn.CrossEntropyLoss``.
         reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
         focal_gamma: the focal exponent ``gamma >= 0``.
+        sync: reduce over every ``torch.distributed`` rank (see :func:`voxel_weighted_ce`).
         weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``.
 
     Shape:
@@ -280,12 +276,13 @@ class VoxelWeightedCE(WeightedLoss):
     label_smoothing = option("label_smoothing", "Label smoothing in [0, 1] (validated when assigned).")
     reduction = option("reduction", "The reduction (validated when assigned).")
     focal_gamma = option("focal_gamma", "The focal exponent, >= 0 (validated when assigned).")
+    sync = option("sync", "Whether the reduction runs over every torch.distributed rank.")
 
     def __init__(self, class_weight: WeightLike | None = None, *, ignore_index: int | None = None,
                  label_smoothing: float = 0.0, reduction: str = "mean", focal_gamma: float = 0.0,
-                 weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 sync: bool = False, weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         options = ce_options(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction,
-                             focal_gamma=focal_gamma)
+                             focal_gamma=focal_gamma, sync=sync)
         super().__init__(options, weight_fn, class_weight=class_weight)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
@@ -298,8 +295,6 @@ class VoxelWeightedCE(WeightedLoss):
         """Configuration shown by ``repr``."""
         o = self.options
         parts = [f"reduction={o.reduction!r}", f"label_smoothing={o.label_smoothing}"]
-        if o.ignore_index is not None:
-            parts.append(f"ignore_index={o.ignore_index}")
-        if o.focal_gamma:
-            parts.append(f"focal_gamma={o.focal_gamma}")
+        extra = {"ignore_index": o.ignore_index, "focal_gamma": o.focal_gamma or None, "sync": o.sync or None}
+        parts += [f"{k}={v}" for k, v in extra.items() if v is not None]  # shown when set
         return ", ".join(parts + self.weights_repr())

@@ -32,6 +32,7 @@ from voxweight.losses.overlap import (
     overlap_target,
     reduce_dice,
 )
+from voxweight.losses.sync import all_reduce_sum, check_sync, synced
 
 __all__ = ["ACTIVATIONS", "DICE_REDUCTIONS", "DiceOptions", "VoxelWeightedDice", "dice_options",
            "voxel_weighted_dice", "weighted_dice"]
@@ -43,14 +44,16 @@ _GENERALIZED = ("sudre",)
 
 def dice_options(*, activation: str | None = "sigmoid", include_background: bool = True, batch: bool = False,
                  squared: bool = False, alpha: float = 0.5, beta: float = 0.5, generalized: str | None = None,
-                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, reduction: str = "mean") -> DiceOptions:
+                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, reduction: str = "mean", sync: bool = False
+                 ) -> DiceOptions:
     """Validate the Dice loss's options once (a module does it when built); see :class:`VoxelWeightedDice`.
 
     Raises:
         TypeError: for non-bool flags or non-numeric ``alpha``/``beta``/``smooth_nr``/``smooth_dr``.
         ValueError: for an unknown ``activation``, ``generalized`` or ``reduction`` (with "did you mean"),
             ``alpha``/``beta``/smoothing negative or not finite, or options that do not combine (``squared`` or
-            ``generalized`` with Tversky ``alpha``/``beta`` other than 0.5, ``squared`` with ``generalized``).
+            ``generalized`` with Tversky ``alpha``/``beta`` other than 0.5, ``squared`` with ``generalized``,
+            ``sync=True`` with ``reduction="none"``).
 
     Example:
         >>> dice_options(activation="softmax", include_background=False).activation
@@ -73,7 +76,8 @@ def dice_options(*, activation: str | None = "sigmoid", include_background: bool
     if flags[2] and generalized is not None:
         raise ValueError(f"squared: expected False with generalized={generalized!r} (the Sudre weights use "
                          f"sum_v w t), got True")
-    return DiceOptions(activation, *flags, alpha, beta, generalized, smooth_nr, smooth_dr, reduction)
+    return DiceOptions(activation, *flags, alpha, beta, generalized, smooth_nr, smooth_dr, reduction,
+                       check_sync(sync, reduction, DICE_REDUCTIONS))
 
 
 def voxel_weighted_dice(
@@ -94,6 +98,7 @@ def voxel_weighted_dice(
     smooth_nr: float = 1e-5,
     smooth_dr: float = 1e-5,
     reduction: str = "mean",
+    sync: bool = False,
 ) -> torch.Tensor:
     """Soft Dice (or Tversky, or generalized Dice) with per-voxel, per-class and per-sample weights.
 
@@ -117,6 +122,8 @@ def voxel_weighted_dice(
         smooth_nr: added to the numerator (>= 0).
         smooth_dr: added to the denominator (>= 0).
         reduction: ``"mean"`` (weighted by class and sample weights), ``"sum"`` or ``"none"``.
+        sync: under ``torch.distributed`` (more than one rank), every rank returns the loss of the whole batch
+            and DDP's averaged gradient is its gradient (:mod:`voxweight.losses.sync`); else no effect.
 
     Returns:
         The reduced loss, or the per-(n, c) losses for ``reduction="none"``.
@@ -144,7 +151,7 @@ def voxel_weighted_dice(
     """
     options = dice_options(activation=activation, include_background=include_background, batch=batch,
                            squared=squared, alpha=alpha, beta=beta, generalized=generalized, smooth_nr=smooth_nr,
-                           smooth_dr=smooth_dr, reduction=reduction)
+                           smooth_dr=smooth_dr, reduction=reduction, sync=sync)
     return weighted_dice(input, target, weight, options, class_weight=class_weight, sample_weight=sample_weight,
                          mask=mask)
 
@@ -180,9 +187,13 @@ def weighted_dice(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
         p, t, w, a = drop_background(p, t, w, a)
     dims = ([0] if options.batch else []) + list(range(2, x.ndim))
     inter, pred, ground = overlap_sums(p, t, w, dims, options.squared)
+    sync = synced(options.sync)
+    if sync and options.batch:  # the sums over every rank's samples, with their gradient: the losses are global
+        inter, pred, ground = all_reduce_sum(torch.stack([inter, pred, ground])).unbind()
     loss = dice_losses(inter, pred, ground, a, options)
     rows = None if options.generalized is not None else a
-    out = reduce_dice(loss, multiply(rows, None if b is None else b.reshape(-1, 1)), options.reduction)
+    factor = multiply(rows, None if b is None else b.reshape(-1, 1))
+    out = reduce_dice(loss, factor, options.reduction, sync=sync and not options.batch)
     return out.to(input.dtype)
 
 
@@ -209,6 +220,9 @@ class VoxelWeightedDice(WeightedLoss):
       ``"none"`` gives ``a b L``, ``[N, C']`` or ``[C']`` with ``batch`` (``C'`` = the included channels;
       generalized: ``[N, 1]`` or ``[1]``). With ``batch=True`` the sample weight multiplies ``w`` instead.
     * A zero denominator (nothing predicted or present and ``smooth_dr=0``) gives ``L = 0``, never NaN.
+    * ``sync=True`` under ``torch.distributed``: with ``batch``, ``I, P, T`` are summed over every rank's samples
+      before the ratio; without, ``"mean"``/``"sum"`` run over every rank's (n, c). Every rank returns the loss
+      of the whole batch (:mod:`voxweight.losses.sync`).
 
     ``softmax`` targets may be integer class indices ``[N, *spatial]`` / ``[N, 1, *spatial]`` (MONAI's
     ``to_onehot_y``); ``include_background=False`` drops channel 0 after the activation (``class_weight``
@@ -225,6 +239,7 @@ class VoxelWeightedDice(WeightedLoss):
         generalized: ``None`` or ``"sudre"``.
         smooth_nr, smooth_dr: added to the numerator and the denominator, >= 0.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        sync: reduce over every ``torch.distributed`` rank (see above).
         weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``.
 
     Shape:
@@ -256,15 +271,16 @@ class VoxelWeightedDice(WeightedLoss):
     smooth_nr = option("smooth_nr", "Numerator smoothing.")
     smooth_dr = option("smooth_dr", "Denominator smoothing.")
     reduction = option("reduction", "The reduction (validated when assigned).")
+    sync = option("sync", "Whether the reduction runs over every torch.distributed rank.")
 
     def __init__(self, class_weight: WeightLike | None = None, *, activation: str | None = "sigmoid",
                  include_background: bool = True, batch: bool = False, squared: bool = False, alpha: float = 0.5,
                  beta: float = 0.5, generalized: str | None = None, smooth_nr: float = 1e-5,
-                 smooth_dr: float = 1e-5, reduction: str = "mean",
+                 smooth_dr: float = 1e-5, reduction: str = "mean", sync: bool = False,
                  weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         options = dice_options(activation=activation, include_background=include_background, batch=batch,
                                squared=squared, alpha=alpha, beta=beta, generalized=generalized,
-                               smooth_nr=smooth_nr, smooth_dr=smooth_dr, reduction=reduction)
+                               smooth_nr=smooth_nr, smooth_dr=smooth_dr, reduction=reduction, sync=sync)
         super().__init__(options, weight_fn, class_weight=class_weight)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,

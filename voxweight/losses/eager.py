@@ -11,10 +11,13 @@ import torch.nn.functional as F
 
 from voxweight.losses.align import multiply
 from voxweight.losses.balanced import balanced_bce, can_fuse_balance
-from voxweight.losses.finite import normalise
+from voxweight.losses.finite import LOW_PRECISION, normalise, saturate
 from voxweight.losses.focal import bce_focal_factor
-from voxweight.losses.reduce import reduce_losses
+from voxweight.losses.reduce import reduce_denominator, reduce_losses
+from voxweight.losses.sync import global_mean, max_over_ranks
 from voxweight.maps.balance import balance_map
+
+__all__ = ["bce_denominator", "compute_bce"]
 
 # The smallest weight each balance mode gives (0.5 / f >= 0.5, 1 / f >= 1, 1 / sqrt(f) >= 1, 1 where undefined):
 # a max_weight below it makes every weight equal, which "weighted_mean" does not see.
@@ -23,7 +26,8 @@ _SMALLEST_FACTOR = {"balanced": 0.5, "inverse_frequency": 1.0, "sqrt_inverse": 1
 
 def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
                 mask: torch.Tensor | None, logits: bool, reduction: str,
-                balance: tuple[str, float | None] | None = None, focal_gamma: float = 0.0) -> torch.Tensor:
+                balance: tuple[str, float | None] | None = None, focal_gamma: float = 0.0, sync: bool = False
+                ) -> torch.Tensor:
     """Element losses and reduction; torch's own reduction (exact parity) when no mask is involved.
 
     ``balance = (mode, max_weight)`` multiplies ``w`` by the class-balance map of ``target``. Eagerly, with
@@ -44,6 +48,9 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
         balance: ``(mode, max_weight)``, or None.
         focal_gamma: the focal exponent; the element losses are multiplied by ``(1 - p_t)^gamma``
             (:func:`voxweight.losses.focal.bce_focal_factor`), the denominators stay the same. 0: plain BCE.
+        sync: a process group is in use and ``sync=True`` (:func:`voxweight.losses.sync.synced`): the loss
+            of every rank's elements, the same on every rank (one all-reduce, after one of the weights'
+            maxima for ``"weighted_mean"``, on every path).
 
     Example:
         >>> x, t = torch.zeros(1, 1, 4), torch.tensor([[[1.0, 0.0, 0.0, 0.0]]])
@@ -51,19 +58,55 @@ def compute_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | Non
         tensor(0.6931)
     """
     if reduction == "weighted_mean":  # scale-invariant: keep w * loss and the sums finite for huge weights
-        w = normalise(w, pos)
-        if balance is not None:
-            balance = _weighted_mean_balance(*balance)
+        w, balance = _weighted_mean_inputs(w, pos, balance, sync)
     if balance is not None and not focal_gamma and can_fuse_balance(input, target, w, pos, mask, logits, reduction):
-        return balanced_bce(input, target, w, reduction, *balance)
+        return balanced_bce(input, target, w, reduction, *balance, sync=sync)
     if balance is not None:
         w = multiply(w, balance_map(target, *balance))
     if mask is None and reduction != "weighted_mean" and input.numel() > 0 and not focal_gamma:
-        return _elementwise(input, target, w, pos, logits, reduction)
+        loss = _elementwise(input, target, w, pos, logits, reduction)
+        if not sync:
+            return loss
+        local = loss.float() if loss.dtype in LOW_PRECISION else loss  # torch's mean, times its count: the sum
+        count = None if reduction == "sum" else reduce_denominator(reduction, None, None, input.shape, local)
+        out = global_mean(local if count is None else local * count, count)
+        return out if out.dtype == loss.dtype else saturate(out, loss.dtype)
     losses = _elementwise(input, target, w, pos, logits, "none")
     if focal_gamma:
         losses = losses * bce_focal_factor(input, target, focal_gamma, logits)
-    return reduce_losses(losses, reduction, mask, _effective_weight(w, pos, target), input.shape)
+    return reduce_losses(losses, reduction, mask, _effective_weight(w, pos, target), input.shape, sync)
+
+
+def bce_denominator(target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
+                    mask: torch.Tensor | None, reduction: str, balance: tuple[str, float | None] | None,
+                    sync: bool) -> torch.Tensor:
+    """What :func:`compute_bce` divides by, with the weights scaled by their maxima over every rank with ``sync``.
+
+    ``"mean"``: the number of counted elements; ``"weighted_mean"``: ``sum(w a b (1 + (p - 1) t))`` over
+    them, the balance map included (built here); float32 for half types. ``sync=True`` with a local mean
+    ``m`` (the fused kernel's) gives the global loss as ``global_mean(m * denominator, denominator)``.
+
+    Shape:
+        - target: ``[N, C, *spatial]``; w, pos, mask: broadcastable to it; output: scalar.
+
+    Example:
+        >>> t = torch.tensor([[[1.0, 0.0]]])
+        >>> bce_denominator(t, None, torch.tensor(3.0), None, "weighted_mean", None, sync=False)  # (3 + 1) / 3
+        tensor(1.3333)
+    """
+    like = target.new_zeros((), dtype=torch.float32 if target.dtype in LOW_PRECISION else target.dtype)
+    if reduction == "weighted_mean":
+        w, balance = _weighted_mean_inputs(w, pos, balance, sync)
+        if balance is not None:
+            w = multiply(w, balance_map(target, *balance))
+    return reduce_denominator(reduction, mask, _effective_weight(w, pos, target), target.shape, like)
+
+
+def _weighted_mean_inputs(w: torch.Tensor | None, pos: torch.Tensor | None, balance: tuple[str, float | None] | None,
+                          sync: bool) -> tuple[torch.Tensor | None, tuple[str, float | None] | None]:
+    """``w`` over its (global, with ``sync``) maximum, and a ``max_weight`` never below the mode's smallest weight."""
+    w = normalise(w, pos, max_over_ranks if sync else None)
+    return w, None if balance is None else _weighted_mean_balance(*balance)
 
 
 def _weighted_mean_balance(mode: str, max_weight: float | None) -> tuple[str, float | None]:

@@ -11,6 +11,8 @@ the same finite result as small ones.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -38,12 +40,15 @@ def saturate(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return _Saturate.apply(x, dtype)
 
 
-def normalise(w: torch.Tensor | None, pos: torch.Tensor | None = None) -> torch.Tensor | None:
+def normalise(w: torch.Tensor | None, pos: torch.Tensor | None = None,
+              reduce_max: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor | None:
     """``w / (max(w) * max(1, max(pos)))``, the scale treated as a constant (None if both are None).
 
     ``"weighted_mean"`` is unchanged by one common scale of ``w`` (0 maxima count as 1), and with the
     ``pos_weight`` maximum folded in, every effective weight ``w (1 + (p - 1) t)`` is at most 1: ``w * loss``
     and the sums stay finite however large the (finite) weights are. No host-device synchronisation.
+    ``reduce_max`` (``voxweight.losses.sync.max_over_ranks`` under ``sync=True``) turns the local maxima,
+    stacked, into the maxima over every rank in one call, so that every rank divides by the same scale.
 
     Shape:
         - w: any shape (None means 1); pos: any shape; output: ``w``'s shape, 0-d if ``w`` is None.
@@ -54,14 +59,18 @@ def normalise(w: torch.Tensor | None, pos: torch.Tensor | None = None) -> torch.
     """
     if w is None and pos is None:
         return None
-    out = w / _largest(w) if w is not None else pos.new_ones(())
-    return out if pos is None else out / _largest(pos).clamp(min=1)  # one at a time: 3e38 * 3e38 is inf
+    tops = [_local_max(x) for x in (w, pos) if x is not None]
+    if reduce_max is not None:  # one collective for both maxima, in a dtype that holds each of them exactly
+        common = functools.reduce(torch.promote_types, [t.dtype for t in tops])
+        tops = [g.to(t.dtype) for g, t in zip(reduce_max(torch.stack([t.to(common) for t in tops])), tops, strict=True)]
+    tops = [torch.where(t > 0, t, torch.ones_like(t)) for t in tops]
+    out = w / tops[0] if w is not None else pos.new_ones(())
+    return out if pos is None else out / tops[-1].clamp(min=1)  # one at a time: 3e38 * 3e38 is inf
 
 
-def _largest(x: torch.Tensor) -> torch.Tensor:
-    """``max(x)`` detached, 1 where it is 0 (or ``x`` is empty)."""
-    top = x.detach().amax() if x.numel() else x.new_ones(())
-    return torch.where(top > 0, top, torch.ones_like(top))
+def _local_max(x: torch.Tensor) -> torch.Tensor:
+    """``max(x)`` detached, 0 where ``x`` is empty."""
+    return x.detach().amax() if x.numel() else x.new_zeros(())
 
 
 class _Saturate(torch.autograd.Function):

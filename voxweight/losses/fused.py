@@ -25,7 +25,9 @@ from typing import Any
 import torch
 
 from voxweight.checks import RangeCheck, judge_range_checks, range_extremes
-from voxweight.losses.eager import compute_bce
+from voxweight.losses.eager import bce_denominator, compute_bce
+from voxweight.losses.finite import LOW_PRECISION
+from voxweight.losses.sync import global_mean
 
 __all__ = ["compile_failed", "fused_bce"]
 
@@ -40,12 +42,22 @@ _grad_failed = False  # the gradient kernel could not be built: the compiled los
 def fused_bce(input: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None, pos: torch.Tensor | None,
               mask: torch.Tensor | None, logits: bool, reduction: str,
               balance: tuple[str, float | None] | None = None, focal_gamma: float = 0.0,
-              checks: list[RangeCheck] | None = None) -> torch.Tensor:
+              checks: list[RangeCheck] | None = None, sync: bool = False) -> torch.Tensor:
     """:func:`voxweight.losses.eager.compute_bce` in compiled kernels (see the module docstring).
 
     ``checks`` are judged once the kernel returns (the loss is then discarded if one fails); the eager
-    fallback judges them first, as the eager path does.
+    fallback judges them first, as the eager path does. ``sync`` (a process group is in use): the kernels
+    compute this rank's loss as without it, which then becomes its share of the global loss: ``"sum"`` is
+    all-reduced; a mean ``m`` with denominator ``d`` (:func:`~voxweight.losses.eager.bce_denominator`, one
+    more pass for ``"weighted_mean"``) gives ``sum_r m_r d_r / sum_r d_r``, gradients included.
     """
+    if sync and reduction != "none":
+        loss = fused_bce(input, target, w, pos, mask, logits, reduction, balance, focal_gamma, checks)
+        local = loss.float() if loss.dtype in LOW_PRECISION else loss
+        if reduction == "sum":  # half types come back in float32, for the caller's saturating cast
+            return global_mean(local, None)
+        count = bce_denominator(target, w, pos, mask, reduction, balance, sync=True)
+        return global_mean(local * count, count)
     checks = checks or []
     args = (input, target, w, pos, mask, logits, reduction, balance, focal_gamma, [c.tensor for c in checks])
     result, grad_error, compile_error = None, None, None

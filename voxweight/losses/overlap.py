@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from voxweight._validate import check_same_device, check_tensor
 from voxweight.checks import check_all, check_range
 from voxweight.losses.align import multiply, widen_labels
+from voxweight.losses.sync import global_mean
 
 __all__ = ["DiceOptions", "activate", "dice_losses", "drop_background", "overlap_sums", "overlap_target",
            "reduce_dice", "safe_ratio", "sudre_weights"]
@@ -140,6 +141,7 @@ class DiceOptions(NamedTuple):
     smooth_nr: float
     smooth_dr: float
     reduction: str
+    sync: bool = False
 
 
 def activate(x: torch.Tensor, activation: str | None) -> torch.Tensor:
@@ -239,8 +241,11 @@ def safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(zero, torch.ones_like(num), num / torch.where(zero, torch.ones_like(den), den))
 
 
-def reduce_dice(loss: torch.Tensor, factor: torch.Tensor | None, reduction: str) -> torch.Tensor:
+def reduce_dice(loss: torch.Tensor, factor: torch.Tensor | None, reduction: str, sync: bool = False) -> torch.Tensor:
     """``"none"``: ``factor * loss``; ``"sum"``: its sum; ``"mean"``: its sum / sum(factor) (0 if that is 0).
+
+    ``sync`` (a process group is in use): both sums run over every rank's rows (one all-reduce, with the
+    gradient), so every rank returns the reduction of the whole batch's per-(n, c) losses.
 
     Returns:
         A scalar, or ``factor * loss`` for ``"none"``.
@@ -257,6 +262,8 @@ def reduce_dice(loss: torch.Tensor, factor: torch.Tensor | None, reduction: str)
         return weighted
     total = weighted.sum()
     if reduction == "sum":
-        return total
+        return global_mean(total, None) if sync else total
     den = (torch.ones_like(loss) if factor is None else factor.expand_as(loss)).sum()
+    if sync:
+        return global_mean(total, den)
     return torch.where(den > 0, total / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(total))

@@ -5,23 +5,28 @@ from __future__ import annotations
 import torch
 
 from voxweight.losses.finite import saturate
+from voxweight.losses.sync import global_mean
 
-__all__ = ["REDUCTIONS", "reduce_losses"]
+__all__ = ["REDUCTIONS", "reduce_denominator", "reduce_losses"]
 
 REDUCTIONS = ("mean", "sum", "none", "weighted_mean")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def reduce_losses(losses: torch.Tensor, reduction: str, mask: torch.Tensor | None,
-                  weight: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
+                  weight: torch.Tensor | None, shape: torch.Size, sync: bool = False) -> torch.Tensor:
     """Reduce element losses as ``"none"``, ``"sum"``, ``"mean"`` or ``"weighted_mean"``.
 
     ``"mean"`` divides by the number of counted elements, ``"weighted_mean"`` by the sum of ``weight``
     over them (by the count when ``weight`` is None). ``mask`` (broadcastable to ``shape``) marks the
     counted elements; masked losses become 0. An empty selection reduces to 0, never NaN. float16 and
     bfloat16 accumulate in float32; a result beyond their range saturates at their largest finite value.
+    ``sync`` (a process group is in use: ``voxweight.losses.sync.synced``): the sum and the denominator
+    are each summed over the ranks (one all-reduce, with their gradient), so every rank returns the
+    reduction of all ranks' elements.
 
-    Formula: ``"mean"``: ``sum(l) / #counted``; ``"weighted_mean"``: ``sum(l) / sum(w over counted)``.
+    Formula: ``"mean"``: ``sum(l) / #counted``; ``"weighted_mean"``: ``sum(l) / sum(w over counted)``
+    (with ``sync``, each sum runs over every rank's elements).
 
     Shape:
         - losses: any shape ``S``; mask, weight: broadcastable to ``shape`` (= ``S``); output: scalar, or
@@ -39,16 +44,34 @@ def reduce_losses(losses: torch.Tensor, reduction: str, mask: torch.Tensor | Non
     acc = torch.float32 if losses.dtype in _LOW_PRECISION else losses.dtype
     total = losses.sum(dtype=acc)
     if reduction == "sum":
-        return _cast(total, losses.dtype)
-    if reduction == "mean" or weight is None:
-        count = _count(mask, shape, total)
-    else:
-        weight = weight.expand(shape)
-        if mask is not None:
-            weight = torch.where(mask, weight, weight.new_zeros(()))
-        count = weight.sum(dtype=acc)
+        return _cast(global_mean(total, None) if sync else total, losses.dtype)
+    count = reduce_denominator(reduction, mask, weight, shape, total)
+    if sync:
+        return _cast(global_mean(total, count), losses.dtype)
     # An empty selection (all masked out, or all weights 0) has a sum of 0 and reduces to 0, not NaN.
     return _cast(total / torch.where(count > 0, count, torch.ones_like(count)), losses.dtype)
+
+
+def reduce_denominator(reduction: str, mask: torch.Tensor | None, weight: torch.Tensor | None, shape: torch.Size,
+                       like: torch.Tensor) -> torch.Tensor:
+    """What :func:`reduce_losses` divides by (before the guard against 0), in ``like``'s dtype and device.
+
+    ``"mean"`` (or ``weight`` None): the number of counted elements; ``"weighted_mean"``: the sum of
+    ``weight`` over them. No host-device synchronisation.
+
+    Shape:
+        - mask, weight: broadcastable to ``shape``; like: any; output: scalar.
+
+    Example:
+        >>> reduce_denominator("mean", torch.tensor([True, False]), None, torch.Size([3, 2]), torch.zeros(()))
+        tensor(3.)
+    """
+    if reduction == "mean" or weight is None:
+        return _count(mask, shape, like)
+    weight = weight.expand(shape)
+    if mask is not None:
+        weight = torch.where(mask, weight, weight.new_zeros(()))
+    return weight.sum(dtype=like.dtype)
 
 
 def _cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
