@@ -228,3 +228,22 @@ def test_bad_inputs_name_the_argument():
         VoxelWeightedDiceCE(ce_reduction="avg")
     with pytest.raises(TypeError, match="mask"):
         VoxelWeightedDiceCE(ignore_index=255)(x, y, mask=w)
+
+
+@pytest.mark.slow
+def test_fused_dice_bce_equals_eager_values_and_gradients():
+    x, t, _, w = _data(15, dtype=torch.float32)
+    m = torch.rand(w.shape, generator=torch.Generator().manual_seed(3)) > 0.2
+    kw = dict(pos_weight=[2.0, 1.0, 3.0], class_weight=[1.0, 0.5, 2.0], bce_reduction="weighted_mean")
+    eager = _value_and_grad(lambda z: VoxelWeightedDiceBCE(**kw)(z, t, w, mask=m), x)
+    fused = _value_and_grad(lambda z: VoxelWeightedDiceBCE(fused=True, **kw)(z, t, w, mask=m), x)
+    torch.testing.assert_close(fused, eager, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [VoxelWeightedDiceBCE, VoxelWeightedDiceCE])
+def test_sync_without_a_process_group_changes_nothing(cls):
+    x, t, y, w = _data(16)
+    target = t if cls is VoxelWeightedDiceBCE else y
+    synced = cls(sync=True)
+    assert synced.dice.sync and getattr(synced, synced.second).sync
+    assert torch.equal(synced(x, target, w), cls()(x, target, w))

@@ -80,3 +80,19 @@ def test_targets_needing_a_gradient_take_the_eager_path():
     (grad,) = torch.autograd.grad(inter.sum() + ground.sum(), t)
     s = torch.where(m, torch.sigmoid(x), 0)
     torch.testing.assert_close(grad, (w * s + 2 * w * t) * m)
+
+
+@pytest.mark.slow
+def test_fused_module_equals_eager_with_every_weight_and_a_per_channel_mask():
+    from voxweight import VoxelWeightedDice
+
+    x, t, w, _ = _data(5)
+    m = torch.rand(SHAPE, generator=torch.Generator().manual_seed(6)) > 0.3  # one mask per channel
+    kw = dict(class_weight=[1.0, 2.0, 3.0], include_background=False, batch=True)
+    results = []
+    for fused in (True, False):
+        z = x.clone().requires_grad_(True)
+        loss = VoxelWeightedDice(fused=fused, **kw)(z, t, w, sample_weight=[1.0, 2.0], mask=m)
+        loss.backward()
+        results.append((loss.detach(), z.grad))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)

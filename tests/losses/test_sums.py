@@ -46,3 +46,10 @@ def test_no_spatial_axes_give_the_elements_themselves():
     p, t = torch.tensor([[0.5, 1.0]]), torch.tensor([[1.0, 0.0]])
     inter, pred, ground = weighted_sums(p, t, None, squared=False)
     assert torch.equal(inter, p * t) and torch.equal(pred, p) and torch.equal(ground, t)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 8), (2, 2, 0), (2, 0, 3)])
+def test_empty_tensors_sum_to_zeros_of_the_right_shape(shape):
+    p = torch.rand(shape, requires_grad=True)
+    sums = weighted_sums(p, torch.rand(shape), torch.rand(shape[0], 1, *shape[2:]), squared=False)
+    assert all(torch.equal(s, torch.zeros(shape[:2])) for s in sums)

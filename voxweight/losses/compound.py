@@ -1,11 +1,8 @@
 r"""Compound losses: ``lambda_dice * Dice + lambda_bce * BCE`` (multi-label) and ``Dice + CE`` (single-label).
 
-One per-voxel ``weight`` map (new on every call, or built by ``weight_fn`` from the target) feeds the terms
-named in ``weight_terms``; ``mask``, ``sample_weight`` and ``class_weight`` reach both terms with the meaning
-each term gives them (see :class:`VoxelWeightedDiceBCE`). The terms are voxweight's own
-:class:`~voxweight.losses.dice.VoxelWeightedDice`, :class:`~voxweight.losses.bce.VoxelWeightedBCE` and
-:class:`~voxweight.losses.ce.VoxelWeightedCE`, held as the submodules ``dice``, ``bce`` / ``ce``: their options
-can be read and set there (``loss_fn.dice.smooth_nr = 0.0``).
+One voxel ``weight`` map (new every call, or from ``weight_fn``) feeds the terms named in ``weight_terms``;
+``mask``, ``sample_weight`` and ``class_weight`` reach both terms (see :class:`VoxelWeightedDiceBCE`). The terms
+are the submodules ``dice`` and ``bce`` / ``ce``, whose options are set there (``loss_fn.dice.smooth_nr = 0.0``).
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from voxweight.losses.dice import VoxelWeightedDice
 __all__ = ["DiceBCEOptions", "DiceCEOptions", "VoxelWeightedDiceBCE", "VoxelWeightedDiceCE", "dice_bce_options",
            "dice_ce_options"]
 
-_TERM_REDUCTIONS = ("mean", "sum", "weighted_mean")  # the BCE/CE term of a compound: a scalar to add to the Dice
+_TERM_REDUCTIONS = ("mean", "sum", "weighted_mean")  # the BCE/CE term of a compound: a scalar, added to the Dice
 
 
 class DiceBCEOptions(NamedTuple):
@@ -90,10 +87,6 @@ def _terms(value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
         raise TypeError(f"weight_terms: expected a sequence of term names from {allowed}, got {describe(value)}")
     chosen = {look_up_option("weight_terms", v, allowed) for v in value}
     return tuple(t for t in allowed if t in chosen)
-
-
-def _term_reduction(name: str, value: Any) -> str:
-    return look_up_option(name, value, _TERM_REDUCTIONS)
 
 
 class _Compound(WeightedLoss):
@@ -167,7 +160,9 @@ class VoxelWeightedDiceBCE(_Compound):
             options (:class:`VoxelWeightedDice`).
         reduction: the Dice term's reduction, ``"mean"`` or ``"sum"``.
         bce_reduction: the BCE term's, ``"mean"``, ``"sum"`` or ``"weighted_mean"``.
-        fused: compute the BCE term with the compiled kernel (:func:`voxweight.voxel_weighted_bce`).
+        fused: compute both terms in compiled kernels (:func:`voxweight.voxel_weighted_bce`,
+            :func:`voxweight.voxel_weighted_dice`).
+        sync: both terms reduce over every ``torch.distributed`` rank (:mod:`voxweight.losses.sync`).
         weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``.
 
     Shape:
@@ -196,16 +191,16 @@ class VoxelWeightedDiceBCE(_Compound):
                  focal_gamma: float = 0.0, include_background: bool = True, batch: bool = False,
                  squared: bool = False, alpha: float = 0.5, beta: float = 0.5, generalized: str | None = None,
                  smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, reduction: str = "mean",
-                 bce_reduction: str = "mean", fused: bool = False,
+                 bce_reduction: str = "mean", fused: bool = False, sync: bool = False,
                  weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         options = dice_bce_options(lambda_dice=lambda_dice, lambda_bce=lambda_bce, weight_terms=weight_terms)
         super().__init__(options, weight_fn)
         self.dice = VoxelWeightedDice(class_weight, activation="sigmoid", include_background=include_background,
                                       batch=batch, squared=squared, alpha=alpha, beta=beta, generalized=generalized,
-                                      smooth_nr=smooth_nr, smooth_dr=smooth_dr,
+                                      smooth_nr=smooth_nr, smooth_dr=smooth_dr, sync=sync, fused=fused,
                                       reduction=_dice_reduction(reduction))
         self.bce = VoxelWeightedBCE(pos_weight, class_weight, reduction=_term_reduction("bce_reduction",
-                                    bce_reduction), fused=fused, focal_gamma=focal_gamma)
+                                    bce_reduction), fused=fused, focal_gamma=focal_gamma, sync=sync)
 
 
 class VoxelWeightedDiceCE(_Compound):
@@ -232,6 +227,7 @@ class VoxelWeightedDiceCE(_Compound):
             options (:class:`VoxelWeightedDice`).
         reduction: the Dice term's reduction, ``"mean"`` or ``"sum"``.
         ce_reduction: the CE term's, ``"mean"``, ``"sum"`` or ``"weighted_mean"``.
+        sync: both terms reduce over every ``torch.distributed`` rank (:mod:`voxweight.losses.sync`).
         weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``.
 
     Shape:
@@ -261,16 +257,17 @@ class VoxelWeightedDiceCE(_Compound):
                  focal_gamma: float = 0.0, label_smoothing: float = 0.0, include_background: bool = True,
                  batch: bool = False, squared: bool = False, alpha: float = 0.5, beta: float = 0.5,
                  generalized: str | None = None, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
-                 reduction: str = "mean", ce_reduction: str = "mean",
+                 reduction: str = "mean", ce_reduction: str = "mean", sync: bool = False,
                  weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         options = dice_ce_options(lambda_dice=lambda_dice, lambda_ce=lambda_ce, weight_terms=weight_terms)
         super().__init__(options, weight_fn)
         self.dice = VoxelWeightedDice(class_weight, activation="softmax", include_background=include_background,
                                       batch=batch, squared=squared, alpha=alpha, beta=beta, generalized=generalized,
-                                      smooth_nr=smooth_nr, smooth_dr=smooth_dr,
+                                      smooth_nr=smooth_nr, smooth_dr=smooth_dr, sync=sync,
                                       reduction=_dice_reduction(reduction))
         self.ce = VoxelWeightedCE(class_weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
-                                  reduction=_term_reduction("ce_reduction", ce_reduction), focal_gamma=focal_gamma)
+                                  reduction=_term_reduction("ce_reduction", ce_reduction), focal_gamma=focal_gamma,
+                                  sync=sync)
 
     def dice_inputs(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -290,6 +287,10 @@ class VoxelWeightedDiceCE(_Compound):
 
 def _dice_reduction(value: Any) -> str:
     return look_up_option("reduction", value, ("mean", "sum"))
+
+
+def _term_reduction(name: str, value: Any) -> str:
+    return look_up_option(name, value, _TERM_REDUCTIONS)
 
 
 def _with_channel(x: Any, input: torch.Tensor) -> Any:

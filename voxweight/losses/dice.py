@@ -25,10 +25,8 @@ from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.finite import LOW_PRECISION
 from voxweight.losses.overlap import (
     DiceOptions,
-    activate,
     dice_losses,
-    drop_background,
-    overlap_sums,
+    dice_sums,
     overlap_target,
     reduce_dice,
 )
@@ -44,8 +42,8 @@ _GENERALIZED = ("sudre",)
 
 def dice_options(*, activation: str | None = "sigmoid", include_background: bool = True, batch: bool = False,
                  squared: bool = False, alpha: float = 0.5, beta: float = 0.5, generalized: str | None = None,
-                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, reduction: str = "mean", sync: bool = False
-                 ) -> DiceOptions:
+                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, reduction: str = "mean", sync: bool = False,
+                 fused: bool = False) -> DiceOptions:
     """Validate the Dice loss's options once (a module does it when built); see :class:`VoxelWeightedDice`.
 
     Raises:
@@ -77,7 +75,7 @@ def dice_options(*, activation: str | None = "sigmoid", include_background: bool
         raise ValueError(f"squared: expected False with generalized={generalized!r} (the Sudre weights use "
                          f"sum_v w t), got True")
     return DiceOptions(activation, *flags, alpha, beta, generalized, smooth_nr, smooth_dr, reduction,
-                       check_sync(sync, reduction, DICE_REDUCTIONS))
+                       check_sync(sync, reduction, DICE_REDUCTIONS), check_flag("fused", fused))
 
 
 def voxel_weighted_dice(
@@ -99,6 +97,7 @@ def voxel_weighted_dice(
     smooth_dr: float = 1e-5,
     reduction: str = "mean",
     sync: bool = False,
+    fused: bool = False,
 ) -> torch.Tensor:
     """Soft Dice (or Tversky, or generalized Dice) with per-voxel, per-class and per-sample weights.
 
@@ -124,6 +123,8 @@ def voxel_weighted_dice(
         reduction: ``"mean"`` (weighted by class and sample weights), ``"sum"`` or ``"none"``.
         sync: under ``torch.distributed`` (more than one rank), every rank returns the loss of the whole batch
             and DDP's averaged gradient is its gradient (:mod:`voxweight.losses.sync`); else no effect.
+        fused: with ``"sigmoid"``, the activation, mask and sums in one compiled kernel and the backward in
+            another (:mod:`voxweight.losses.fused_dice`); other activations compute eagerly.
 
     Returns:
         The reduced loss, or the per-(n, c) losses for ``reduction="none"``.
@@ -151,7 +152,7 @@ def voxel_weighted_dice(
     """
     options = dice_options(activation=activation, include_background=include_background, batch=batch,
                            squared=squared, alpha=alpha, beta=beta, generalized=generalized, smooth_nr=smooth_nr,
-                           smooth_dr=smooth_dr, reduction=reduction, sync=sync)
+                           smooth_dr=smooth_dr, reduction=reduction, sync=sync, fused=fused)
     return weighted_dice(input, target, weight, options, class_weight=class_weight, sample_weight=sample_weight,
                          mask=mask)
 
@@ -172,7 +173,6 @@ def weighted_dice(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     if input.ndim < 2:
         raise ValueError(f"input: expected shape [N, C, *spatial], got {list(input.shape)}")
     x = input.float() if input.dtype in LOW_PRECISION else input  # float16 sums of 128^3 voxels overflow
-    p = activate(x, options.activation)
     t = overlap_target(target, x, single_label=options.activation != "sigmoid")
     shape = x.shape
     b = align_batch("sample_weight", checked_weight("sample_weight", sample_weight, x), shape)
@@ -181,12 +181,7 @@ def weighted_dice(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
         w, b = multiply(w, b), None
     a = per_channel("class_weight", class_weight, x)
     m = check_mask(mask, x, broadcast_to=shape)
-    if m is not None:  # after the activation: a masked logit has no effect at any value
-        p, t = torch.where(m, p, 0), torch.where(m, t, 0)
-    if not options.include_background:
-        p, t, w, a = drop_background(p, t, w, a)
-    dims = ([0] if options.batch else []) + list(range(2, x.ndim))
-    inter, pred, ground = overlap_sums(p, t, w, dims, options.squared)
+    inter, pred, ground, a = dice_sums(x, t, w, m, a, options)
     sync = synced(options.sync)
     if sync and options.batch:  # the sums over every rank's samples, with their gradient: the losses are global
         inter, pred, ground = all_reduce_sum(torch.stack([inter, pred, ground])).unbind()
@@ -240,6 +235,7 @@ class VoxelWeightedDice(WeightedLoss):
         smooth_nr, smooth_dr: added to the numerator and the denominator, >= 0.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         sync: reduce over every ``torch.distributed`` rank (see above).
+        fused: compiled kernels for the sigmoid Dice's sums and their gradient.
         weight_fn: called as ``weight_fn(target)`` (without gradient) when ``forward`` gets no ``weight``.
 
     Shape:
@@ -272,15 +268,17 @@ class VoxelWeightedDice(WeightedLoss):
     smooth_dr = option("smooth_dr", "Denominator smoothing.")
     reduction = option("reduction", "The reduction (validated when assigned).")
     sync = option("sync", "Whether the reduction runs over every torch.distributed rank.")
+    fused = option("fused", "Whether the sigmoid Dice's sums run in compiled kernels.")
 
     def __init__(self, class_weight: WeightLike | None = None, *, activation: str | None = "sigmoid",
                  include_background: bool = True, batch: bool = False, squared: bool = False, alpha: float = 0.5,
                  beta: float = 0.5, generalized: str | None = None, smooth_nr: float = 1e-5,
-                 smooth_dr: float = 1e-5, reduction: str = "mean", sync: bool = False,
+                 smooth_dr: float = 1e-5, reduction: str = "mean", sync: bool = False, fused: bool = False,
                  weight_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         options = dice_options(activation=activation, include_background=include_background, batch=batch,
                                squared=squared, alpha=alpha, beta=beta, generalized=generalized,
-                               smooth_nr=smooth_nr, smooth_dr=smooth_dr, reduction=reduction, sync=sync)
+                               smooth_nr=smooth_nr, smooth_dr=smooth_dr, reduction=reduction, sync=sync,
+                               fused=fused)
         super().__init__(options, weight_fn, class_weight=class_weight)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,

@@ -14,10 +14,12 @@ import torch.nn.functional as F
 from voxweight._validate import check_same_device, check_tensor
 from voxweight.checks import check_all, check_range
 from voxweight.losses.align import multiply, widen_labels
+from voxweight.losses.fused_dice import sigmoid_sums
+from voxweight.losses.sums import weighted_sums
 from voxweight.losses.sync import global_mean
 
-__all__ = ["DiceOptions", "activate", "dice_losses", "drop_background", "overlap_sums", "overlap_target",
-           "reduce_dice", "safe_ratio", "sudre_weights"]
+__all__ = ["DiceOptions", "activate", "dice_losses", "dice_sums", "drop_background", "overlap_target", "reduce_dice",
+           "safe_ratio", "sudre_weights"]
 
 def overlap_target(target: Any, input: torch.Tensor, single_label: bool) -> torch.Tensor:
     """``target`` as values in [0, 1] of ``input``'s shape and dtype (class indices become one-hot).
@@ -73,28 +75,42 @@ def overlap_target(target: Any, input: torch.Tensor, single_label: bool) -> torc
     return one_hot.to(input.dtype)
 
 
-def overlap_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, dims: list[int], squared: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The weighted sums ``I = sum w p t``, ``P = sum w p^k``, ``T = sum w t^k`` over ``dims`` (k = 2 if squared).
+def dice_sums(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, m: torch.Tensor | None,
+              a: torch.Tensor | None, options: DiceOptions
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``I = sum w p t``, ``P = sum w p^k``, ``T = sum w t^k`` (k = 2 if squared) of ``p = activation(x)``.
+
+    Sums run over the spatial axes (and the batch with ``options.batch``); masked voxels (``m`` False) count in
+    none, whatever their logits; ``include_background=False`` drops channel 0 (of ``a`` too). The sigmoid and
+    the sums are one compiled kernel with ``options.fused`` (:mod:`voxweight.losses.fused_dice`), else
+    :func:`voxweight.losses.sums.weighted_sums`; both have a closed-form backward.
 
     Returns:
-        ``(I, P, T)``, each ``p``'s shape without ``dims``.
+        ``(I, P, T, a)``: the sums ``[N, C']`` (``[C']`` with ``batch``) and the class weight of those channels.
 
     Shape:
-        - p, t: ``[N, C, *spatial]``; w: each dim equal or 1; outputs: ``[N, C]`` (or ``[C]``).
+        - x, t: ``[N, C, *spatial]``; w, m: broadcastable to them; a: ``[C]``.
 
     Example:
-        >>> p, t = torch.tensor([[[0.5, 1.0]]]), torch.tensor([[[1.0, 1.0]]])
-        >>> overlap_sums(p, t, None, [2], squared=False)
-        (tensor([[1.5000]]), tensor([[1.5000]]), tensor([[2.]]))
+        >>> x, t = torch.zeros(1, 1, 2), torch.tensor([[[1.0, 1.0]]])
+        >>> dice_sums(x, t, None, None, None, DiceOptions("sigmoid", True, False, False, .5, .5, None, 0, 0, "sum"))[:3]
+        (tensor([[1.]]), tensor([[1.]]), tensor([[2.]]))
     """
-    pk, tk = (p * p, t * t) if squared else (p, t)
-    if w is not None:
-        t, pk, tk = t * w, pk * w, tk * w
-    terms = (p * t, pk, tk)
-    if not dims:  # no spatial axes and no batch sum: torch's sum over [] would sum everything
-        return terms
-    return terms[0].sum(dims), terms[1].sum(dims), terms[2].sum(dims)
+    if options.activation == "sigmoid":  # per channel: drop the background before the activation
+        if not options.include_background:
+            x, t, w, a = drop_background(x, t, w, a)
+            m = m if m is None or m.shape[1] == 1 else m[:, 1:]
+        inter, pred, ground = sigmoid_sums(x, t, w, m, options.squared, options.fused)
+    else:
+        p = activate(x, options.activation)
+        if m is not None:  # after the activation: a masked logit has no effect at any value
+            p, t = torch.where(m, p, 0), torch.where(m, t, 0)
+        if not options.include_background:
+            p, t, w, a = drop_background(p, t, w, a)
+        inter, pred, ground = weighted_sums(p, t, w, options.squared)
+    if options.batch:
+        inter, pred, ground = inter.sum(0), pred.sum(0), ground.sum(0)
+    return inter, pred, ground, a
 
 
 def sudre_weights(ground: torch.Tensor, batch: bool) -> torch.Tensor:
@@ -142,6 +158,7 @@ class DiceOptions(NamedTuple):
     smooth_dr: float
     reduction: str
     sync: bool = False
+    fused: bool = False
 
 
 def activate(x: torch.Tensor, activation: str | None) -> torch.Tensor:

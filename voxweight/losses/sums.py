@@ -41,7 +41,7 @@ def weighted_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squa
         >>> weighted_sums(p, t, torch.tensor([[[2.0, 1.0]]]), squared=False)
         (tensor([[2.]]), tensor([[2.]]), tensor([[3.]]))
     """
-    if p.ndim < 3 or t.requires_grad or (w is not None and w.requires_grad):
+    if p.ndim < 3 or p.numel() == 0 or t.requires_grad or (w is not None and w.requires_grad):
         return plain_sums(p, t, w, squared)
     return _WeightedSums.apply(p, t, w, squared)
 
