@@ -9,6 +9,9 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` sub-command."""
+    from voxweight.bench.registry import CASES, GPU_CASES
+
+    names = ", ".join(f"{name} (GPU)" if name in GPU_CASES else name for name in CASES)
     parser = subparsers.add_parser(
         "bench", help="time each operation next to its baseline (ratios measured in one run)",
         description="Run each voxweight operation interleaved with its baseline (torch, MONAI, scipy, nibabel) "
@@ -21,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu",
                         help="torch device for the loss cases (default cpu; 'cuda' adds the roofline case)")
     parser.add_argument("--cases", nargs="+", metavar="CASE",
-                        help="run only these cases: loss, memory, distance, unet, scan, roofline (GPU)")
+                        help=f"run only these cases: {names}")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON (atomically)")
     parser.set_defaults(func=_run)
 
