@@ -22,7 +22,7 @@ from voxweight import DeepSupervision, VoxelWeightedBCE, VoxelWeightedDiceBCE
 from voxweight.bench import CASES, BenchConfig, run_bench
 from voxweight.bench.compound import DS_FACTORS, DS_SCALE_WEIGHTS, bench_compound, ds_inputs, pre_resample
 from voxweight.cli import main
-from voxweight.losses.deep_supervision import downsample
+from voxweight.losses.resample import downsample
 
 
 def brute_resample(t: np.ndarray, w: np.ndarray, m: np.ndarray, f: int):

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from monai.losses import DeepSupervisionLoss
 
 from voxweight import VoxelWeightedBCE, VoxelWeightedCE
-from voxweight.losses.deep_supervision import DeepSupervision, downsample, scale_weights_for
+from voxweight.losses.deep_supervision import DeepSupervision, scale_weights_for
+from voxweight.losses.resample import downsample
 
 SIZES = [(8, 8, 8), (4, 4, 4), (2, 2, 2), (1, 1, 1)]
 

@@ -17,12 +17,12 @@ from torch import nn
 
 from voxweight._validate import as_weight_tensor, check_tensor, describe, look_up_option, plain_tensor
 from voxweight.losses.align import WeightLike, check_mask
+from voxweight.losses.resample import downsample
 
 __all__ = ["SCALE_WEIGHTS", "TARGET_MODES", "DeepSupervision", "downsample", "scale_weights_for"]
 
 SCALE_WEIGHTS = ("nnunet", "monai")
 TARGET_MODES = ("nearest", "area")
-_DOWNSAMPLE_MODES = ("nearest", "area", "all")
 
 
 def scale_weights_for(scale_weights: str | Sequence[float], levels: int) -> list[float]:
@@ -76,54 +76,6 @@ def _check_sequence(value: Any) -> tuple[float, ...]:
     if not weights or any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
         raise ValueError(f"scale_weights: expected finite non-negative numbers, not all zero, got {list(weights)}")
     return weights
-
-
-def downsample(x: torch.Tensor, factors: Sequence[int], mode: str) -> torch.Tensor:
-    """Shrink the last ``len(factors)`` axes of ``x`` by integer factors (axes of size 1 stay, for broadcasting).
-
-    ``"nearest"`` keeps voxel ``f * i + f // 2`` of each block (torch's ``"nearest-exact"``, which MONAI's
-    ``DeepSupervisionLoss`` uses; any dtype, integer labels stay integer). ``"area"`` is the block mean
-    (``F.interpolate(mode="area")``, so a region's total is kept up to the factor ``prod(f)``), ``"all"``
-    the block's logical and (for masks).
-
-    Args:
-        x: a tensor ``[..., *spatial]``; floating point for ``"area"``, bool for ``"all"``.
-        factors: one integer >= 1 per spatial axis, dividing its size (or the axis has size 1).
-        mode: ``"nearest"``, ``"area"`` or ``"all"``.
-
-    Returns:
-        ``x`` at the coarse scale (``x`` itself when every factor is 1).
-
-    Raises:
-        ValueError: for an unknown ``mode``, or an axis its factor does not divide.
-
-    Shape:
-        ``[..., *spatial]`` -> ``[..., *(s // f if s > 1 else 1)]``.
-
-    Example:
-        >>> x = torch.arange(8.0).reshape(1, 8)
-        >>> downsample(x, [4], "nearest"), downsample(x, [4], "area")
-        (tensor([[2., 6.]]), tensor([[1.5000, 5.5000]]))
-    """
-    mode = look_up_option("mode", mode, _DOWNSAMPLE_MODES)
-    spatial = x.shape[x.ndim - len(factors):]
-    pooled = [s > 1 and f > 1 for s, f in zip(spatial, factors, strict=True)]
-    for s, f in zip(spatial, factors, strict=True):
-        if s > 1 and s % f:
-            raise ValueError(f"factors: expected factors dividing the spatial sizes {list(spatial)}, "
-                             f"got {list(factors)}")
-    if not any(pooled):
-        return x
-    if mode == "nearest":
-        index = tuple(slice(f // 2, None, f) if p else slice(None) for f, p in zip(factors, pooled, strict=True))
-        return x[(..., *index)]
-    lead = x.ndim - len(factors)
-    shape = list(x.shape[:lead])
-    for s, f, p in zip(spatial, factors, pooled, strict=True):
-        shape += [s // f, f] if p else [s, 1]
-    blocks = x.reshape(shape)
-    dims = tuple(lead + 2 * i + 1 for i in range(len(factors)))
-    return blocks.mean(dim=dims) if mode == "area" else blocks.all(dim=dims)
 
 
 class DeepSupervision(nn.Module):
