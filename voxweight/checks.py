@@ -27,6 +27,7 @@ __all__ = [
     "check_all",
     "check_nonnegative",
     "check_range",
+    "checked_once",
     "deferred_value_checks",
     "get_value_checks",
     "judge_range_checks",
@@ -109,7 +110,7 @@ def check_range(name: str, x: torch.Tensor, low: float, high: float, what: str) 
         ValueError: target: expected values in [0, 1], got values in [0, 1.5]
     """
     mode = get_value_checks()
-    if mode == "off" or x.numel() == 0 or x.dtype == torch.bool:
+    if mode == "off" or x.numel() == 0 or x.dtype == torch.bool or _seen_before(x, low, high):
         return
     check = RangeCheck(name, x.detach(), low, high, what)
     pending = _pending_checks.get()
@@ -117,6 +118,42 @@ def check_range(name: str, x: torch.Tensor, low: float, high: float, what: str) 
         pending.append(check)
         return
     judge_range_check(check, *_extremes(check.tensor))
+
+
+@contextlib.contextmanager
+def checked_once() -> Iterator[None]:
+    """Inside the block, a range check of a tensor already checked with the same bounds is skipped.
+
+    For losses made of terms that each validate the same target and weight map (a compound loss): the
+    values are read once. A tensor modified in place since (its version counter moved) is checked again.
+
+    Example:
+        >>> t = torch.tensor([0.0, 1.0])
+        >>> with checked_once():
+        ...     check_range("target", t, 0.0, 1.0, "values in [0, 1]")  # reads t
+        ...     check_range("target", t, 0.0, 1.0, "values in [0, 1]")  # skipped
+    """
+    token = _checked.set({})
+    try:
+        yield
+    finally:
+        _checked.reset(token)
+
+
+def _seen_before(x: torch.Tensor, low: float, high: float) -> bool:
+    """Whether ``x`` (same storage, view, version) was range-checked with these bounds in :func:`checked_once`."""
+    seen = _checked.get()
+    if seen is None or x.device.type == "meta":
+        return False
+    key = (x.data_ptr(), tuple(x.shape), x.stride(), x.dtype, x._version, low, high)
+    if key in seen:
+        return True
+    seen[key] = x  # held until the block ends: its memory cannot be reused by another tensor meanwhile
+    return False
+
+
+_checked: contextvars.ContextVar[dict[tuple, torch.Tensor] | None] = contextvars.ContextVar("voxweight_checked",
+                                                                                           default=None)
 
 
 class RangeCheck(NamedTuple):

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from voxweight.losses.sums import weighted_sums
+from voxweight.losses.sums import sigmoid_weighted_sums, weighted_sums
 
 N, C, SPATIAL = 2, 3, (4, 5, 3)
 WEIGHT_SHAPES = [None, (N, 1, *SPATIAL), (N, C, *SPATIAL), (1, 1, *SPATIAL), (N, 1, 1, 5, 3), (1, C, 1, 1, 1)]
@@ -53,3 +53,27 @@ def test_empty_tensors_sum_to_zeros_of_the_right_shape(shape):
     p = torch.rand(shape, requires_grad=True)
     sums = weighted_sums(p, torch.rand(shape), torch.rand(shape[0], 1, *shape[2:]), squared=False)
     assert all(torch.equal(s, torch.zeros(shape[:2])) for s in sums)
+
+
+MASK_SHAPES = [None, (N, 1, *SPATIAL), (N, C, *SPATIAL), (1, 1, 1, 5, 3)]
+
+
+@pytest.mark.parametrize(("w_shape", "m_shape", "squared"),
+                         list(itertools.product(WEIGHT_SHAPES[:3] + WEIGHT_SHAPES[4:], MASK_SHAPES, [False, True])))
+def test_sigmoid_sums_equal_autograd_of_masked_sigmoid_products(w_shape, m_shape, squared):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(N, C, *SPATIAL, generator=g, dtype=torch.float64) * 3
+    t = torch.rand(N, C, *SPATIAL, generator=g, dtype=torch.float64)
+    w = None if w_shape is None else torch.rand(w_shape, generator=g, dtype=torch.float64)
+    m = None if m_shape is None else torch.rand(m_shape, generator=g) > 0.3
+    x_bad = x if m is None else torch.where(m, x, torch.tensor(float("nan"), dtype=x.dtype))  # masked: any value
+    x_bad.requires_grad_(True)
+    x.requires_grad_(True)
+    ours = sigmoid_weighted_sums(x_bad, t, w, m, squared)
+    p = torch.sigmoid(x)
+    p, tm = (p, t) if m is None else (torch.where(m, p, 0), torch.where(m, t, 0))
+    ref = _plain(p, tm, w, squared)
+    torch.testing.assert_close(ours, ref)
+    coefficients = [torch.randn(N, C, generator=g, dtype=torch.float64) for _ in range(2)]
+    (grad,) = torch.autograd.grad(ours[:2], x_bad, coefficients)
+    torch.testing.assert_close(grad, torch.autograd.grad(ref[:2], x, coefficients)[0])

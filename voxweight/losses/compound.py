@@ -8,86 +8,26 @@ are the submodules ``dice`` and ``bce`` / ``ce``, whose options are set there (`
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
-from voxweight._validate import check_positive_number, describe, look_up_option
+from voxweight.checks import checked_once
 from voxweight.losses.align import WeightLike, check_mask
 from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.bce import VoxelWeightedBCE
 from voxweight.losses.ce import VoxelWeightedCE
+from voxweight.losses.compound_options import (
+    DiceBCEOptions,
+    DiceCEOptions,
+    dice_bce_options,
+    dice_ce_options,
+    dice_term_reduction,
+    term_reduction,
+)
 from voxweight.losses.dice import VoxelWeightedDice
 
-__all__ = ["DiceBCEOptions", "DiceCEOptions", "VoxelWeightedDiceBCE", "VoxelWeightedDiceCE", "dice_bce_options",
-           "dice_ce_options"]
-
-_TERM_REDUCTIONS = ("mean", "sum", "weighted_mean")  # the BCE/CE term of a compound: a scalar, added to the Dice
-
-
-class DiceBCEOptions(NamedTuple):
-    """The validated options of :class:`VoxelWeightedDiceBCE` (see :func:`dice_bce_options`)."""
-
-    lambda_dice: float
-    lambda_bce: float
-    weight_terms: tuple[str, ...]
-
-
-class DiceCEOptions(NamedTuple):
-    """The validated options of :class:`VoxelWeightedDiceCE` (see :func:`dice_ce_options`)."""
-
-    lambda_dice: float
-    lambda_ce: float
-    weight_terms: tuple[str, ...]
-
-
-def dice_bce_options(*, lambda_dice: float = 1.0, lambda_bce: float = 1.0,
-                     weight_terms: Sequence[str] = ("dice", "bce")) -> DiceBCEOptions:
-    """Validate the Dice + BCE weights of the terms and which terms the voxel map feeds.
-
-    Raises:
-        TypeError: for a non-numeric lambda or ``weight_terms`` that is not a sequence of names.
-        ValueError: for a negative or non-finite lambda, both lambdas 0, an unknown term (with "did you mean").
-
-    Example:
-        >>> dice_bce_options(lambda_bce=0.5, weight_terms="bce")
-        DiceBCEOptions(lambda_dice=1.0, lambda_bce=0.5, weight_terms=('bce',))
-    """
-    return DiceBCEOptions(*_lambdas(lambda_dice, "lambda_bce", lambda_bce), _terms(weight_terms, ("dice", "bce")))
-
-
-def dice_ce_options(*, lambda_dice: float = 1.0, lambda_ce: float = 1.0,
-                    weight_terms: Sequence[str] = ("dice", "ce")) -> DiceCEOptions:
-    """Validate the Dice + CE weights of the terms and which terms the voxel map feeds.
-
-    Raises:
-        TypeError: for a non-numeric lambda or ``weight_terms`` that is not a sequence of names.
-        ValueError: for a negative or non-finite lambda, both lambdas 0, an unknown term (with "did you mean").
-
-    Example:
-        >>> dice_ce_options(weight_terms=())
-        DiceCEOptions(lambda_dice=1.0, lambda_ce=1.0, weight_terms=())
-    """
-    return DiceCEOptions(*_lambdas(lambda_dice, "lambda_ce", lambda_ce), _terms(weight_terms, ("dice", "ce")))
-
-
-def _lambdas(lambda_dice: Any, other_name: str, other: Any) -> tuple[float, float]:
-    dice = check_positive_number("lambda_dice", lambda_dice, allow_zero=True)
-    second = check_positive_number(other_name, other, allow_zero=True)
-    if dice == 0 and second == 0:
-        raise ValueError(f"lambda_dice, {other_name}: expected at least one > 0 (a loss of two terms weighted 0 "
-                         f"is 0), got 0 and 0")
-    return dice, second
-
-
-def _terms(value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"weight_terms: expected a sequence of term names from {allowed}, got {describe(value)}")
-    chosen = {look_up_option("weight_terms", v, allowed) for v in value}
-    return tuple(t for t in allowed if t in chosen)
-
+__all__ = ["VoxelWeightedDiceBCE", "VoxelWeightedDiceCE"]
 
 class _Compound(WeightedLoss):
     """The forward shared by the two compounds: each term with weight > 0, the map where ``weight_terms`` says."""
@@ -98,20 +38,24 @@ class _Compound(WeightedLoss):
     def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
                 sample_weight: WeightLike | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Compute ``lambda_dice * Dice + lambda * BCE/CE``; ``weight`` may change on every call."""
-        weight = self.voxel_map(weight, target)
+        with checked_once():  # the terms validate the same target and map: their values are read once
+            return self._terms(input, target, self.voxel_map(weight, target), sample_weight, mask)
+
+    def _terms(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+               sample_weight: WeightLike | None, mask: torch.Tensor | None) -> torch.Tensor:
         terms, lambdas = self.options.weight_terms, self.options[:2]
         if weight is not None and not terms:
             raise ValueError("weight: expected None with weight_terms=() (no term takes the voxel map), got a "
                              "tensor; name the terms it should weight, e.g. weight_terms=('dice',)")
-        dice_target, dice_weight, dice_mask = self.dice_inputs(input, target, weight, mask)
         loss = None
+        if lambdas[1]:  # first: a fused BCE checks the target and map inside its kernel, and the Dice then skips
+            loss = lambdas[1] * getattr(self, self.second)(input, target, weight if self.second in terms else None,
+                                                           sample_weight=sample_weight, mask=mask)
         if lambdas[0]:
-            loss = lambdas[0] * self.dice(input, dice_target, dice_weight if "dice" in terms else None,
+            dice_target, dice_weight, dice_mask = self.dice_inputs(input, target, weight, mask)
+            term = lambdas[0] * self.dice(input, dice_target, dice_weight if "dice" in terms else None,
                                           sample_weight=sample_weight, mask=dice_mask)
-        if lambdas[1]:
-            term = getattr(self, self.second)(input, target, weight if self.second in terms else None,
-                                              sample_weight=sample_weight, mask=mask)
-            loss = lambdas[1] * term if loss is None else loss + lambdas[1] * term
+            loss = term if loss is None else loss + term
         return loss
 
     def dice_inputs(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
@@ -198,8 +142,8 @@ class VoxelWeightedDiceBCE(_Compound):
         self.dice = VoxelWeightedDice(class_weight, activation="sigmoid", include_background=include_background,
                                       batch=batch, squared=squared, alpha=alpha, beta=beta, generalized=generalized,
                                       smooth_nr=smooth_nr, smooth_dr=smooth_dr, sync=sync, fused=fused,
-                                      reduction=_dice_reduction(reduction))
-        self.bce = VoxelWeightedBCE(pos_weight, class_weight, reduction=_term_reduction("bce_reduction",
+                                      reduction=dice_term_reduction(reduction))
+        self.bce = VoxelWeightedBCE(pos_weight, class_weight, reduction=term_reduction("bce_reduction",
                                     bce_reduction), fused=fused, focal_gamma=focal_gamma, sync=sync)
 
 
@@ -264,9 +208,9 @@ class VoxelWeightedDiceCE(_Compound):
         self.dice = VoxelWeightedDice(class_weight, activation="softmax", include_background=include_background,
                                       batch=batch, squared=squared, alpha=alpha, beta=beta, generalized=generalized,
                                       smooth_nr=smooth_nr, smooth_dr=smooth_dr, sync=sync,
-                                      reduction=_dice_reduction(reduction))
+                                      reduction=dice_term_reduction(reduction))
         self.ce = VoxelWeightedCE(class_weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
-                                  reduction=_term_reduction("ce_reduction", ce_reduction), focal_gamma=focal_gamma,
+                                  reduction=term_reduction("ce_reduction", ce_reduction), focal_gamma=focal_gamma,
                                   sync=sync)
 
     def dice_inputs(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
@@ -283,14 +227,6 @@ class VoxelWeightedDiceCE(_Compound):
         kept = index != ignore
         mask = check_mask(mask, input, broadcast_to=input.shape)
         return torch.where(kept, index, 0), weight, kept if mask is None else mask & kept
-
-
-def _dice_reduction(value: Any) -> str:
-    return look_up_option("reduction", value, ("mean", "sum"))
-
-
-def _term_reduction(name: str, value: Any) -> str:
-    return look_up_option(name, value, _TERM_REDUCTIONS)
 
 
 def _with_channel(x: Any, input: torch.Tensor) -> Any:

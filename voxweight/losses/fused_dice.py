@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from voxweight.losses.sums import plain_sums, weighted_sums
+from voxweight.losses.sums import plain_sums, sigmoid_weighted_sums
 
 __all__ = ["sigmoid_sums"]
 
@@ -53,10 +53,7 @@ def sigmoid_sums(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, m: to
             return _FusedSigmoidSums.apply(x, t, w, m, squared)
         except Exception as err:  # e.g. no C++ compiler for inductor: eagerly from now on
             _give_up(err)
-    p = torch.sigmoid(x)
-    if m is not None:  # after the activation: a masked logit has no effect at any value
-        p, t = torch.where(m, p, 0), torch.where(m, t, 0)
-    return weighted_sums(p, t, w, squared)
+    return sigmoid_weighted_sums(x, t, w, m, squared)
 
 
 def _applies(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None) -> bool:

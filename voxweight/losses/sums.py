@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["plain_sums", "weighted_sums"]
+__all__ = ["plain_sums", "sigmoid_weighted_sums", "weighted_sums"]
 
 
 def weighted_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared: bool
@@ -44,6 +44,29 @@ def weighted_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squa
     if p.ndim < 3 or p.numel() == 0 or t.requires_grad or (w is not None and w.requires_grad):
         return plain_sums(p, t, w, squared)
     return _WeightedSums.apply(p, t, w, squared)
+
+
+def sigmoid_weighted_sums(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, m: torch.Tensor | None,
+                          squared: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`weighted_sums` of ``p = sigmoid(x)`` with the mask ``m`` (False voxels count in no sum).
+
+    The sigmoid is taken inside, so the backward writes ``dL/dx = s (1 - s) w (gI t + gP)`` into one buffer
+    (no separate sigmoid backward); the mask zeroes ``s`` in place and joins the weight.
+
+    Shape:
+        - x, t: ``[N, C, *spatial]``; w, m: broadcastable to them; outputs: ``[N, C]``.
+
+    Example:
+        >>> x, t = torch.zeros(1, 1, 2), torch.tensor([[[1.0, 1.0]]])
+        >>> sigmoid_weighted_sums(x, t, None, torch.tensor([[[True, False]]]), squared=False)
+        (tensor([[0.5000]]), tensor([[0.5000]]), tensor([[1.]]))
+    """
+    if x.ndim < 3 or x.numel() == 0 or t.requires_grad or (w is not None and w.requires_grad):
+        p = torch.sigmoid(x)
+        if m is not None:  # after the activation: a masked logit has no effect at any value
+            p, t = torch.where(m, p, 0), torch.where(m, t, 0)
+        return plain_sums(p, t, w, squared)
+    return _SigmoidSums.apply(x, t, w, m, squared)
 
 
 def plain_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared: bool
@@ -123,3 +146,34 @@ class _WeightedSums(torch.autograd.Function):
         if w is not None:
             grad = grad.mul_(w) if grad.shape == torch.broadcast_shapes(grad.shape, w.shape) else grad * w
         return grad, None, None, None
+
+
+class _SigmoidSums(torch.autograd.Function):
+    """Forward: ``s = sigmoid(x)`` (0 where masked) and the sums. Backward: ``s (1 - s) dL/dp`` in place."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, m: torch.Tensor | None,
+                squared: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = torch.sigmoid(x)
+        if m is not None:  # s = 0 and weight 0 where masked: whatever the logit, nothing is counted
+            s.masked_fill_(~m, 0)
+            w = m.to(x.dtype) if w is None else w * m
+        ctx.save_for_backward(s, t, w)
+        ctx.squared = squared
+        return _forward_sums(s, t, w, squared)
+
+    @staticmethod
+    def backward(ctx: Any, g_inter: torch.Tensor, g_pred: torch.Tensor, _g_ground: torch.Tensor
+                 ) -> tuple[torch.Tensor | None, ...]:
+        s, t, w = ctx.saved_tensors
+        grad = _WeightedSums.backward(_Saved(s, t, w, ctx.squared), g_inter, g_pred, _g_ground)[0]
+        grad.mul_(s)
+        return grad.addcmul_(grad, s, value=-1), None, None, None, None  # g s - g s^2 = g s (1 - s)
+
+
+class _Saved:
+    """The context :meth:`_WeightedSums.backward` reads: ``saved_tensors`` ``(p or None, t, w)`` and ``squared``."""
+
+    def __init__(self, p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared: bool) -> None:
+        self.saved_tensors = (p if squared else None, t, w)
+        self.squared = squared
