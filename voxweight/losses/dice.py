@@ -11,26 +11,17 @@ from collections.abc import Callable
 
 import torch
 
-from voxweight._validate import check_flag, check_float_tensor, check_positive_number, look_up_option
+from voxweight._validate import check_flag, check_positive_number, look_up_option
 from voxweight.losses.align import (
     WeightLike,
-    align_batch,
-    align_map,
-    check_mask,
-    checked_weight,
-    multiply,
-    per_channel,
 )
 from voxweight.losses.base import WeightedLoss, option
-from voxweight.losses.finite import LOW_PRECISION
+from voxweight.losses.dice_parts import dice_from_sums, dice_inputs, fold_sample_weight
 from voxweight.losses.overlap import (
     DiceOptions,
-    dice_losses,
     dice_sums,
-    overlap_target,
-    reduce_dice,
 )
-from voxweight.losses.sync import all_reduce_sum, check_sync, synced
+from voxweight.losses.sync import check_sync
 
 __all__ = ["ACTIVATIONS", "DICE_REDUCTIONS", "DiceOptions", "VoxelWeightedDice", "dice_options",
            "voxel_weighted_dice", "weighted_dice"]
@@ -169,27 +160,11 @@ def weighted_dice(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
         >>> weighted_dice(torch.zeros(1, 2, 3), torch.tensor([[0, 1, 1]]), None, dice_options(activation="softmax"))
         tensor(0.5143)
     """
-    input = check_float_tensor("input", input)
-    if input.ndim < 2:
-        raise ValueError(f"input: expected shape [N, C, *spatial], got {list(input.shape)}")
-    x = input.float() if input.dtype in LOW_PRECISION else input  # float16 sums of 128^3 voxels overflow
-    t = overlap_target(target, x, single_label=options.activation != "sigmoid")
-    shape = x.shape
-    b = align_batch("sample_weight", checked_weight("sample_weight", sample_weight, x), shape)
-    w = align_map("weight", checked_weight("weight", weight, x, tensor_only=True), shape)
-    if options.batch:  # one loss per class over the whole batch: the sample weight goes inside the sums
-        w, b = multiply(w, b), None
-    a = per_channel("class_weight", class_weight, x)
-    m = check_mask(mask, x, broadcast_to=shape)
-    inter, pred, ground, a = dice_sums(x, t, w, m, a, options)
-    sync = synced(options.sync)
-    if sync and options.batch:  # the sums over every rank's samples, with their gradient: the losses are global
-        inter, pred, ground = all_reduce_sum(torch.stack([inter, pred, ground])).unbind()
-    loss = dice_losses(inter, pred, ground, a, options)
-    rows = None if options.generalized is not None else a
-    factor = multiply(rows, None if b is None else b.reshape(-1, 1))
-    out = reduce_dice(loss, factor, options.reduction, sync=sync and not options.batch)
-    return out.to(input.dtype)
+    d = dice_inputs(input, target, weight, options, class_weight=class_weight, sample_weight=sample_weight,
+                    mask=mask)
+    w, b = fold_sample_weight(d.w, d.b, options)
+    inter, pred, ground, a = dice_sums(d.x, d.t, w, d.m, d.a, options)
+    return dice_from_sums(inter, pred, ground, a, b, options, input.dtype)
 
 
 class VoxelWeightedDice(WeightedLoss):
