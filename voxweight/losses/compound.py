@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from voxweight.checks import checked_once
-from voxweight.losses.align import WeightLike, check_mask
+from voxweight.losses.align import WeightLike, check_mask, multiply, per_channel
 from voxweight.losses.base import WeightedLoss, option
 from voxweight.losses.bce import VoxelWeightedBCE
 from voxweight.losses.ce import VoxelWeightedCE
@@ -26,6 +26,10 @@ from voxweight.losses.compound_options import (
     term_reduction,
 )
 from voxweight.losses.dice import VoxelWeightedDice
+from voxweight.losses.dice_bce import dice_bce_sums
+from voxweight.losses.dice_parts import DiceInputs, dice_from_sums, dice_inputs, fold_sample_weight
+from voxweight.losses.reduce import reduce_denominator
+from voxweight.losses.sync import global_mean, synced
 
 __all__ = ["VoxelWeightedDiceBCE", "VoxelWeightedDiceCE"]
 
@@ -38,15 +42,16 @@ class _Compound(WeightedLoss):
     def forward(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
                 sample_weight: WeightLike | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Compute ``lambda_dice * Dice + lambda * BCE/CE``; ``weight`` may change on every call."""
+        weight = self.voxel_map(weight, target)
+        if weight is not None and not self.options.weight_terms:
+            raise ValueError("weight: expected None with weight_terms=() (no term takes the voxel map), got a "
+                             "tensor; name the terms it should weight, e.g. weight_terms=('dice',)")
         with checked_once():  # the terms validate the same target and map: their values are read once
-            return self._terms(input, target, self.voxel_map(weight, target), sample_weight, mask)
+            return self._terms(input, target, weight, sample_weight, mask)
 
     def _terms(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
                sample_weight: WeightLike | None, mask: torch.Tensor | None) -> torch.Tensor:
         terms, lambdas = self.options.weight_terms, self.options[:2]
-        if weight is not None and not terms:
-            raise ValueError("weight: expected None with weight_terms=() (no term takes the voxel map), got a "
-                             "tensor; name the terms it should weight, e.g. weight_terms=('dice',)")
         loss = None
         if lambdas[1]:  # first: a fused BCE checks the target and map inside its kernel, and the Dice then skips
             loss = lambdas[1] * getattr(self, self.second)(input, target, weight if self.second in terms else None,
@@ -145,6 +150,50 @@ class VoxelWeightedDiceBCE(_Compound):
                                       reduction=dice_term_reduction(reduction))
         self.bce = VoxelWeightedBCE(pos_weight, class_weight, reduction=term_reduction("bce_reduction",
                                     bce_reduction), fused=fused, focal_gamma=focal_gamma, sync=sync)
+
+    def _terms(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+               sample_weight: WeightLike | None, mask: torch.Tensor | None) -> torch.Tensor:
+        """Eagerly, both terms' voxel work in one pass each way (:mod:`voxweight.losses.dice_bce`) where it applies."""
+        if not self._joint_applies(input, target, weight):
+            return super()._terms(input, target, weight, sample_weight, mask)
+        o, do = self.options, self.dice.options
+        d = dice_inputs(input, target, weight, do, class_weight=self.dice.class_weight, sample_weight=sample_weight,
+                        mask=mask)
+        w_dice, b = fold_sample_weight(d.w if "dice" in o.weight_terms else None, d.b, do)
+        pos = per_channel("pos_weight", self.bce.pos_weight, d.x)
+        *sums, bce_rows = dice_bce_sums(d.x, d.t, w_dice, d.w if "bce" in o.weight_terms else None, d.m, pos,
+                                        do.squared)
+        a = d.a
+        if not do.include_background:
+            sums, a = [v[:, 1:] for v in sums], None if a is None else a[1:]
+        if do.batch:
+            sums = [v.sum(0) for v in sums]
+        dice = dice_from_sums(*sums, a, b, do, input.dtype)
+        return o.lambda_dice * dice + o.lambda_bce * self._bce_from_rows(bce_rows, d)
+
+    def _joint_applies(self, input: Any, target: Any, weight: Any) -> bool:
+        """The eager sigmoid Dice + plain logit BCE, float32/float64, both terms, no gradient but the input's."""
+        b, o = self.bce.options, self.options
+        if b.fused or b.focal_gamma or b.balance is not None or not b.logits or b.reduction == "weighted_mean":
+            return False
+        if not (o.lambda_dice and o.lambda_bce) or self.dice.activation != "sigmoid" or torch.compiler.is_compiling():
+            return False
+        if not isinstance(input, torch.Tensor) or input.dtype not in (torch.float32, torch.float64):
+            return False
+        if input.ndim < 3 or input.numel() == 0 or (not self.dice.include_background and input.shape[1] < 2):
+            return False
+        return not any(isinstance(v, torch.Tensor) and v.requires_grad for v in (target, weight))
+
+    def _bce_from_rows(self, rows: torch.Tensor, d: DiceInputs) -> torch.Tensor:
+        """The BCE term from its per-(n, c) sums: times class and sample weights, over the count for "mean"."""
+        a = per_channel("class_weight", self.bce.class_weight, d.x)
+        factor = multiply(None if a is None else a.reshape(1, -1), None if d.b is None else d.b.reshape(-1, 1))
+        total = (rows if factor is None else rows * factor).sum()
+        options = self.bce.options
+        count = None if options.reduction == "sum" else reduce_denominator("mean", d.m, None, d.x.shape, total)
+        if synced(options.sync):
+            return global_mean(total, count)
+        return total if count is None else total / torch.where(count > 0, count, torch.ones_like(count))
 
 
 class VoxelWeightedDiceCE(_Compound):
