@@ -247,3 +247,20 @@ def test_sync_without_a_process_group_changes_nothing(cls):
     synced = cls(sync=True)
     assert synced.dice.sync and getattr(synced, synced.second).sync
     assert torch.equal(synced(x, target, w), cls()(x, target, w))
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_focal_compounds_equal_monai_dice_focal(gamma):
+    """MONAI's DiceFocalLoss(sigmoid=True) is our focal DiceBCE; with softmax=True its focal term stays a sigmoid
+    focal BCE on the one-hot target (documented difference): ours is the softmax focal CE."""
+    from monai.losses import DiceFocalLoss
+
+    x, t, y, _ = _data(17)
+    ours = _value_and_grad(lambda z: VoxelWeightedDiceBCE(focal_gamma=gamma)(z, t), x)
+    theirs = _value_and_grad(lambda z: DiceFocalLoss(sigmoid=True, gamma=gamma)(z, t), x)
+    torch.testing.assert_close(ours, theirs)
+    onehot = F.one_hot(y[:, 0], 3).movedim(-1, 1).double()
+    monai_softmax = DiceFocalLoss(softmax=True, to_onehot_y=True, gamma=gamma)(x, y)
+    as_ours = VoxelWeightedDiceCE(lambda_ce=0.0)(x, y) + voxel_weighted_bce(x, onehot, focal_gamma=gamma)
+    torch.testing.assert_close(monai_softmax, as_ours)
+    assert abs(VoxelWeightedDiceCE(focal_gamma=gamma)(x, y) - monai_softmax) > 1e-2
