@@ -170,3 +170,17 @@ def test_weights_exit_codes(tmp_path, capsys):
     assert main(["weights", str(bad), str(out), "--class-balance"]) == 1
     assert "whole-number" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("affine", [np.diag([0.0, 1.0, 1.0, 1.0]), np.zeros((4, 4))])
+def test_preview_of_a_label_nibabel_cannot_orient_names_the_file(tmp_path, capsys, affine):
+    path = tmp_path / "label.nii.gz"
+    image = nib.Nifti1Image(np.ones((4, 4, 4), dtype=np.uint8), None)
+    image.header.set_qform(None, code=0)
+    image.header.set_sform(affine, code=2)  # what a corrupted header gives: an axis that points nowhere
+    nib.save(image, path)
+    assert np.isnan(nib.io_orientation(nib.load(path).affine)).any()
+    assert main(["preview", str(path), "--out", str(tmp_path / "p.png")]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {path}: " in err and "Traceback" not in err
+    assert not (tmp_path / "p.png").exists()

@@ -41,14 +41,10 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from voxweight.cli.atomic import DataError, atomic_path, check_not_an_input, check_suffix, read_input
-    from voxweight.stats import load_label
 
     check_not_an_input("--out", args.out, [args.label, args.weights, args.image])
     suffix = check_suffix("--out", args.out, OUTPUT_SUFFIXES)
-    label, image = read_input(args.label, load_label)
-    if label.ndim != 3:
-        raise DataError(args.label, f"expected a 3D label map, got shape {list(label.shape)}")
-    label, spacing = to_ras(label, image.affine, image.header.get_zooms()[:3])
+    label, spacing = read_input(args.label, _read_label)
     volumes = {}
     for what, path in (("--weights", args.weights), ("--image", args.image)):
         if path is not None:
@@ -90,11 +86,24 @@ def to_ras(volume: Any, affine: Any, zooms: Any) -> tuple[Any, tuple[float, ...]
     import numpy as np
 
     orientation = nib.io_orientation(affine)
+    if np.isnan(orientation).any():  # an axis of the affine points nowhere (e.g. a zero column)
+        raise ValueError(f"expected an affine whose three voxel axes each point along a world axis, got one "
+                         f"nibabel cannot orient: {np.asarray(affine).tolist()}")
     transform = nib.orientations.ornt_transform(orientation, nib.orientations.axcodes2ornt("RAS"))
     spacing = [1.0, 1.0, 1.0]
     for axis, (target, _) in enumerate(transform):
         spacing[int(target)] = float(zooms[axis])
     return np.asarray(nib.orientations.apply_orientation(volume, transform)), tuple(spacing)
+
+
+def _read_label(path: str) -> tuple[Any, tuple[float, ...]]:
+    """A 3D label map in RAS and its spacing (an orientation the affine cannot give is this file's error)."""
+    from voxweight.stats import load_label
+
+    label, image = load_label(path)
+    if label.ndim != 3:
+        raise ValueError(f"expected a 3D label map, got shape {list(label.shape)}")
+    return to_ras(label, image.affine, image.header.get_zooms()[:3])
 
 
 def _read_volume(path: str) -> Any:
