@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from voxweight import VoxelWeightedBCE, VoxelWeightedCE, VoxelWeightedDice
+from voxweight import VoxelWeightedBCE, VoxelWeightedCE, VoxelWeightedDice, VoxelWeightedDiceBCE, VoxelWeightedDiceCE
 from voxweight.losses.fused import compile_failed
 
 WORLD = 2
@@ -69,6 +69,11 @@ CASES: dict[str, Case] = {
                                "index1"),
     "dice_sudre_sigmoid_batch": Case(lambda s: VoxelWeightedDice(generalized="sudre", batch=True, sync=s),
                                      "binary"),
+    "dice_bce_joint_batch": Case(lambda s: VoxelWeightedDiceBCE(PW, CW, batch=True, sync=s), "binary"),
+    "dice_bce_joint_sum": Case(lambda s: VoxelWeightedDiceBCE(class_weight=CW, reduction="sum",
+                                                              bce_reduction="sum", sync=s), "binary"),
+    "dice_ce_ignore": Case(lambda s: VoxelWeightedDiceCE(CW, ignore_index=IGNORE, include_background=False,
+                                                         sync=s), "index"),
 }
 FUSED_CASES: dict[str, Case] = {
     "bce_fused_weighted_mean": Case(lambda s: VoxelWeightedBCE(PW, CW, reduction="weighted_mean", fused=True,

@@ -95,3 +95,16 @@ def test_float32_extreme_logits_are_finite_and_match_the_terms_apart():
     torch.testing.assert_close(loss, ref)
     torch.testing.assert_close(grad, torch.autograd.grad(ref, x2)[0])
     assert grad.isfinite().all()
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4, 5, 3), (2, 3, 0, 5, 3)])
+def test_empty_batches_and_volumes_equal_the_terms_apart(shape):
+    x = torch.zeros(shape, requires_grad=True)
+    t = torch.zeros(shape)
+    w = torch.ones(shape[0], 1, *shape[2:])
+    for kw in (dict(), dict(batch=True)):
+        ours = VoxelWeightedDiceBCE(**kw)(x, t, w, mask=w > 0)
+        ref = VoxelWeightedDice(**kw)(x, t, w, mask=w > 0) + VoxelWeightedBCE()(x, t, w, mask=w > 0)
+        assert torch.equal(ours, ref) and ours.isfinite()
+        (grad,) = torch.autograd.grad(ours, x)
+        assert grad.shape == x.shape

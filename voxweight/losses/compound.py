@@ -168,8 +168,8 @@ class VoxelWeightedDiceBCE(_Compound):
             sums, a = [v[:, 1:] for v in sums], None if a is None else a[1:]
         if do.batch:
             sums = [v.sum(0) for v in sums]
-        dice = dice_from_sums(*sums, a, b, do, input.dtype)
-        return o.lambda_dice * dice + o.lambda_bce * self._bce_from_rows(bce_rows, d)
+        bce = self._bce_from_rows(bce_rows, d)  # first, as the terms apart: the same collectives in the same order
+        return o.lambda_bce * bce + o.lambda_dice * dice_from_sums(*sums, a, b, do, input.dtype)
 
     def _joint_applies(self, input: Any, target: Any, weight: Any) -> bool:
         """The eager sigmoid Dice + plain logit BCE, float32/float64, both terms, no gradient but the input's."""
@@ -180,7 +180,7 @@ class VoxelWeightedDiceBCE(_Compound):
             return False
         if not isinstance(input, torch.Tensor) or input.dtype not in (torch.float32, torch.float64):
             return False
-        if input.ndim < 3 or input.numel() == 0 or (not self.dice.include_background and input.shape[1] < 2):
+        if input.ndim < 3 or (not self.dice.include_background and input.shape[1] < 2):  # the same on every rank
             return False
         return not any(isinstance(v, torch.Tensor) and v.requires_grad for v in (target, weight))
 

@@ -67,7 +67,7 @@ def _shared_forward(s: torch.Tensor, x: torch.Tensor, t: torch.Tensor, w: torch.
     wt = t if w is None else t * w
     inter, cross = dot_rows(wt, s), dot_rows(wt, x)
     pred = row_sums(s * s, w) if squared else row_sums(s, w)
-    ground = dot_rows(wt, t) if squared else wt.reshape(n, c, -1).sum(-1)
+    ground = dot_rows(wt, t) if squared else wt.reshape(n, c, wt.shape[2:].numel()).sum(-1)
     soft = F.softplus(x)  # l = softplus(x) - t x; with q: + (q - 1) t softplus(-x) = (q - 1) t (softplus(x) - x)
     bce = row_sums(soft, w) - cross
     if pos is not None:

@@ -92,7 +92,7 @@ def plain_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared
 
 def _rows(x: torch.Tensor, n: int, c: int, spatial: torch.Size) -> torch.Tensor:
     """``x`` broadcast to ``[n, c, *spatial]`` as ``[n, c, V]`` (no copy where only ``n`` or ``c`` expand)."""
-    return x.expand(n, c, *spatial).reshape(n, c, -1)
+    return x.expand(n, c, *spatial).reshape(n, c, spatial.numel())
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -124,7 +124,7 @@ def row_sums(a: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         tensor([[6., 6.]])
     """
     n, c = a.shape[:2]
-    ar = a.reshape(n, c, -1)
+    ar = a.reshape(n, c, a.shape[2:].numel())
     if w is None:
         return ar.sum(-1)
     if w.shape[2:] == a.shape[2:] and w.shape[1] == 1:
@@ -140,7 +140,8 @@ def dot_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         tensor([[6., 6.]])
     """
     n, c = a.shape[:2]
-    return _dot(a.reshape(n, c, -1), b.reshape(n, c, -1))
+    v = a.shape[2:].numel()
+    return _dot(a.reshape(n, c, v), b.reshape(n, c, v))
 
 
 def forward_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared: bool
@@ -155,7 +156,8 @@ def forward_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squar
         (tensor([[1.5000]]), tensor([[1.5000]]), tensor([[2.]]))
     """
     n, c = p.shape[:2]
-    pr, tr = p.reshape(n, c, -1), t.reshape(n, c, -1)
+    v = p.shape[2:].numel()
+    pr, tr = p.reshape(n, c, v), t.reshape(n, c, v)
     if w is None:
         pred = _dot(pr, pr) if squared else pr.sum(-1)
         ground = _dot(tr, tr) if squared else tr.sum(-1)
