@@ -1,19 +1,24 @@
-"""Euclidean distance transforms of binary masks, in physical units, on ``edt`` or scipy.
+"""Euclidean distance transforms of binary masks, in physical units, on ``edt``, scipy or torch.
 
-Two backends compute the same exact Euclidean distance transform (EDT) between voxel centres:
+Three backends compute the same exact Euclidean distance transform (EDT) between voxel centres:
 
 * ``"edt"``: the `edt <https://pypi.org/project/edt/>`_ package (LGPL-3.0, imported as a library),
-  about ten times faster than scipy; 1 to 3 dims. Its ``anisotropy`` follows the array's axis order
-  for the C-contiguous arrays it is given here.
+  about ten times faster than scipy; 1 to 3 spatial dims. Its ``anisotropy`` follows the array's axis
+  order for the C-contiguous arrays it is given here.
 * ``"scipy"``: ``scipy.ndimage.distance_transform_edt(..., sampling=spacing)``, any number of dims;
-  the fallback and the reference the tests hold ``"edt"`` to (float32 tolerance).
+  the fallback and the reference the tests hold the others to (float32 tolerance).
+* ``"torch"``: :mod:`voxweight.maps.torch_edt`, exact separable min-plus passes on the tensor's device
+  (a numpy mask runs on the CPU), every volume of a batch at once.
 
-``"auto"`` picks ``"edt"`` when it is installed and the mask has 1 to 3 dims, else ``"scipy"``.
-Every axis of ``mask`` is spatial; distances are in the units of ``spacing`` (voxels if None).
-When the voxels to measure to do not exist (no foreground, or no interface), distances are ``inf``,
-as in ``edt``: callers decide what that means (the weight maps turn it into a bonus of 0).
-The EDT runs in float32 on the spacing divided by a power of two near its largest value, then scales
-back (exact), so ``spacing`` may be anything in ``[1e-30, 1e30]`` whose values are within a factor 1e18.
+``"auto"`` picks ``"torch"`` for a tensor off the CPU, else ``"edt"`` when it is installed and there are
+1 to 3 spatial dims, else ``"scipy"``. The result is a tensor on the mask's device for a tensor on
+``"torch"``, numpy otherwise. The last ``spatial_dims`` axes of ``mask`` are spatial (default: all);
+leading axes index independent volumes (``edt`` and scipy take them one by one). Distances are in the
+units of ``spacing`` (voxels if None). When the voxels to measure to do not exist in a volume (no
+foreground, or no interface), its distances are ``inf``, as in ``edt``: callers decide what that means
+(the weight maps turn it into a bonus of 0). The EDT runs on the spacing divided by a power of two near
+its largest value, then scales back (exact), so ``spacing`` may be anything in ``[1e-30, 1e30]`` whose
+values are within a factor 1e18.
 
 Threads (``threads=``, ``voxweight bench --threads``): ``edt`` gets them as ``parallel=``; on
 ``"scipy"``, whose EDT releases the GIL, a two-sided map (:func:`distance_to_interface`,
@@ -34,7 +39,8 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-from voxweight._validate import check_positive_int, check_spacing, describe, look_up_option
+from voxweight.maps.distance_checks import DISTANCE_BACKENDS, prepare_distance_args, resolve_backend
+from voxweight.maps.torch_edt import spacing_scale, torch_distance
 
 try:  # optional at run time: scipy is the fallback
     import edt as _edt
@@ -53,169 +59,149 @@ __all__ = [
     "signed_distance",
 ]
 
-DISTANCE_BACKENDS = ("auto", "edt", "scipy")
-
 Spacing = float | Sequence[float] | None
+Map = np.ndarray | torch.Tensor
 
 SCIPY_THREADED_MIN_VOXELS = 16**3  # smaller masks: thread start-up (~0.1 ms) >= one side's scipy EDT
 
 
-def distance_to_foreground(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto",
-                           threads: int = 1) -> np.ndarray:
-    """Distance from every voxel to the nearest foreground voxel (``mask != 0``).
+def distance_to_foreground(mask: Map, *, spacing: Spacing = None, backend: str = "auto", threads: int = 1,
+                           spatial_dims: int | None = None) -> Map:
+    """Distance from every voxel to the nearest foreground voxel (``mask != 0``) of its volume.
 
     ``d(x) = min over foreground y of ||(x - y) * spacing||``: 0 on the foreground, the distance between
     voxel centres elsewhere (a background voxel touching the foreground along axis ``i`` gets
-    ``spacing[i]``). A mask without foreground gives ``inf`` everywhere.
+    ``spacing[i]``). A volume without foreground gives ``inf`` everywhere.
 
     Args:
-        mask: binary mask (bool, integer or float; non-zero is foreground). Every axis is spatial.
-        spacing: voxel size per axis (``mask.ndim`` numbers, or one for all); None means 1.
-        backend: ``"auto"``, ``"edt"`` or ``"scipy"`` (see the module docstring).
+        mask: binary mask (bool, integer or float; non-zero is foreground).
+        spacing: voxel size per spatial axis (``spatial_dims`` numbers, or one for all); None means 1.
+        backend: ``"auto"``, ``"edt"``, ``"scipy"`` or ``"torch"`` (see the module docstring).
         threads: threads for the computation (``edt``'s ``parallel=``; see the module docstring).
+        spatial_dims: number of trailing spatial axes; None (default) means every axis.
 
     Returns:
-        float32 ndarray of ``mask``'s shape (a tensor is read on the CPU; the result is always numpy).
+        float32 map of ``mask``'s shape: a tensor on ``mask``'s device for a tensor on ``"torch"``, else numpy.
 
     Raises:
-        TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype.
-        ValueError: for a 0-d mask, bad ``spacing``, an unknown ``backend``, ``"edt"`` on more than 3 dims, or
-            ``threads < 1``.
+        TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype, or ``spatial_dims``
+            is not an integer.
+        ValueError: for a 0-d mask, ``spatial_dims`` outside ``[1, mask.ndim]``, bad ``spacing``, an unknown
+            ``backend``, ``"edt"`` on more than 3 spatial dims, or ``threads < 1``.
 
     Shape:
-        - mask: ``[*spatial]`` (1 or more dims); output: the same.
+        - mask: ``[..., *spatial]`` (1 or more spatial dims); output: the same.
 
     Example:
         >>> distance_to_foreground(np.array([0, 0, 1, 0]), spacing=2.0)
         array([4., 2., 0., 2.], dtype=float32)
+        >>> distance_to_foreground(torch.tensor([[0, 1, 0], [0, 0, 0]]), backend="torch", spatial_dims=1)
+        tensor([[1., 0., 1.],
+                [inf, inf, inf]])
     """
-    fg, spacing, backend, threads = _prepare(mask, spacing, backend, threads)
-    return _scaled(distance_inside, ~fg, spacing, backend, threads)
+    return _run("foreground", mask, spacing, backend, threads, spatial_dims)
 
 
-def distance_to_interface(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto",
-                          threads: int = 1) -> np.ndarray:
+def distance_to_interface(mask: Map, *, spacing: Spacing = None, backend: str = "auto", threads: int = 1,
+                          spatial_dims: int | None = None) -> Map:
     """Two-sided distance to the foreground/background interface, ``>= 0`` on both sides.
 
     A background voxel gets its distance to the nearest foreground voxel, a foreground voxel its
     distance to the nearest background voxel (voxel centres, so voxels on either side of the interface
-    get the spacing along the contact axis, never 0). Without an interface (empty or full mask) the
-    distance is ``inf`` everywhere.
+    get the spacing along the contact axis, never 0). Without an interface (empty or full volume) the
+    distance is ``inf`` everywhere in that volume.
 
     Args:
-        mask: binary mask (non-zero is foreground); every axis is spatial.
-        spacing: voxel size per axis (or one number); None means 1.
-        backend: ``"auto"``, ``"edt"`` or ``"scipy"``.
+        mask: binary mask (non-zero is foreground).
+        spacing: voxel size per spatial axis (or one number); None means 1.
+        backend: ``"auto"``, ``"edt"``, ``"scipy"`` or ``"torch"``.
         threads: threads for the computation (1 or more; see the module docstring).
+        spatial_dims: number of trailing spatial axes; None (default) means every axis.
 
     Returns:
-        float32 ndarray of ``mask``'s shape.
+        float32 map of ``mask``'s shape (a tensor on its device for a tensor on ``"torch"``, else numpy).
 
     Raises:
         TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype.
-        ValueError: for a 0-d mask, bad ``spacing``, ``backend`` or ``threads``.
+        ValueError: for a 0-d mask, bad ``spatial_dims``, ``spacing``, ``backend`` or ``threads``.
 
     Shape:
-        - mask: ``[*spatial]``; output: the same.
+        - mask: ``[..., *spatial]``; output: the same.
 
     Example:
         >>> distance_to_interface(np.array([0, 0, 1, 1, 1]))
         array([2., 1., 1., 2., 3.], dtype=float32)
     """
-    fg, spacing, backend, threads = _prepare(mask, spacing, backend, threads)
-    return _scaled(distance_both_sides, fg, spacing, backend, threads)
+    return _run("interface", mask, spacing, backend, threads, spatial_dims)
 
 
-def signed_distance(mask: np.ndarray | torch.Tensor, *, spacing: Spacing = None, backend: str = "auto",
-                    threads: int = 1) -> np.ndarray:
+def signed_distance(mask: Map, *, spacing: Spacing = None, backend: str = "auto", threads: int = 1,
+                    spatial_dims: int | None = None) -> Map:
     """Signed distance to the interface: positive outside the foreground, negative inside.
 
     ``s = distance_to_interface(mask)`` on the background and ``-distance_to_interface(mask)`` on the
-    foreground (the level-set convention, as in Kervadec et al.'s boundary loss). An empty mask gives
+    foreground (the level-set convention, as in Kervadec et al.'s boundary loss). An empty volume gives
     ``+inf`` everywhere, a full one ``-inf``.
 
     Args:
-        mask: binary mask (non-zero is foreground); every axis is spatial.
-        spacing: voxel size per axis (or one number); None means 1.
-        backend: ``"auto"``, ``"edt"`` or ``"scipy"``.
+        mask: binary mask (non-zero is foreground).
+        spacing: voxel size per spatial axis (or one number); None means 1.
+        backend: ``"auto"``, ``"edt"``, ``"scipy"`` or ``"torch"``.
         threads: threads for the computation (1 or more; see the module docstring).
+        spatial_dims: number of trailing spatial axes; None (default) means every axis.
 
     Returns:
-        float32 ndarray of ``mask``'s shape.
+        float32 map of ``mask``'s shape (a tensor on its device for a tensor on ``"torch"``, else numpy).
 
     Raises:
         TypeError: if ``mask`` is not an ndarray/tensor of bool, integer or float dtype.
-        ValueError: for a 0-d mask, bad ``spacing``, ``backend`` or ``threads``.
+        ValueError: for a 0-d mask, bad ``spatial_dims``, ``spacing``, ``backend`` or ``threads``.
 
     Shape:
-        - mask: ``[*spatial]``; output: the same.
+        - mask: ``[..., *spatial]``; output: the same.
 
     Example:
         >>> signed_distance(np.array([0, 1, 1, 1, 0]), spacing=0.5)
         array([ 0.5, -0.5, -1. , -0.5,  0.5], dtype=float32)
     """
-    fg, spacing, backend, threads = _prepare(mask, spacing, backend, threads)
+    return _run("signed", mask, spacing, backend, threads, spatial_dims)
+
+
+def _run(kind: str, mask: Any, spacing: Any, backend: Any, threads: Any, spatial_dims: Any) -> Map:
+    """Validate, then compute the ``kind`` map (``"foreground"``, ``"interface"``, ``"signed"``) on ``backend``."""
+    fg, spacing, backend, threads = prepare_distance_args(mask, spacing, backend, threads, spatial_dims)
+    if backend == "torch":
+        d = torch_distance(fg, spacing, kind)
+        return d if isinstance(mask, torch.Tensor) else d.numpy()
+    if kind == "foreground":
+        return _scaled(distance_inside, ~fg, spacing, backend, threads)
     d = _scaled(distance_both_sides, fg, spacing, backend, threads)
-    np.negative(d, out=d, where=fg)
+    if kind == "signed":
+        np.negative(d, out=d, where=fg)
     return d
-
-
-def _prepare(mask: Any, spacing: Any, backend: Any, threads: Any) -> tuple[np.ndarray, tuple[float, ...], str, int]:
-    """Validate; return the foreground as a C-contiguous bool ndarray, the spacing, backend and threads."""
-    if isinstance(mask, torch.Tensor):
-        if mask.is_complex():
-            raise TypeError(f"mask: expected a bool, integer or floating-point tensor, got dtype {mask.dtype}")
-        fg = (mask.detach() != 0).cpu().numpy()
-    elif isinstance(mask, np.ndarray):
-        if mask.dtype.kind not in "biuf":
-            raise TypeError(f"mask: expected a bool, integer or floating-point array, got dtype {mask.dtype}")
-        fg = mask != 0
-    else:
-        raise TypeError(f"mask: expected a numpy.ndarray or torch.Tensor, got {describe(mask)}")
-    if fg.ndim == 0:
-        raise ValueError("mask: expected at least one (spatial) dim, got a 0-d array")
-    spacing = check_spacing("spacing", spacing, fg.ndim)
-    if not 1e-30 <= min(spacing) <= max(spacing) <= min(1e30, 1e18 * min(spacing)):
-        raise ValueError(f"spacing: expected values in [1e-30, 1e30] within a factor 1e18 of each other (the "
-                         f"distances are float32), got {list(spacing)}")
-    threads = check_positive_int("threads", threads)
-    return np.ascontiguousarray(fg), spacing, resolve_backend(backend, fg.ndim), threads
 
 
 def _scaled(compute: Callable[..., np.ndarray], fg: np.ndarray, spacing: tuple[float, ...], backend: str,
             threads: int) -> np.ndarray:
-    """``compute(fg, spacing / 2^k) * 2^k`` with ``2^k`` near ``max(spacing)``: exact, and float32-safe squares."""
-    scale = 2.0 ** round(math.log2(max(spacing)))
-    d = compute(fg, tuple(x / scale for x in spacing), backend, threads)
-    return np.multiply(d, np.float32(scale), out=d)
-
-
-def resolve_backend(backend: Any, ndim: int) -> str:
-    """``"edt"`` or ``"scipy"`` for ``backend`` (``"auto"``, ``"edt"``, ``"scipy"``) and ``ndim`` dims.
-
-    Raises:
-        ValueError: for an unknown backend, or ``"edt"`` where it cannot run (not installed, > 3 dims).
-
-    Example:
-        >>> resolve_backend("scipy", 4)
-        'scipy'
-    """
-    backend = look_up_option("backend", backend, DISTANCE_BACKENDS)
-    if backend == "auto":
-        return "edt" if _edt is not None and 1 <= ndim <= 3 else "scipy"
-    if backend == "edt" and _edt is None:  # pragma: no cover - edt is a declared dependency
-        raise ValueError("backend: expected 'auto' or 'scipy' ('edt' needs the edt package: pip install edt), "
-                         "got 'edt'")
-    if backend == "edt" and not 1 <= ndim <= 3:
-        raise ValueError(f"backend: expected 'auto' or 'scipy' for {ndim} dims ('edt' supports 1 to 3), got 'edt'")
-    return backend
+    """``compute(v, spacing / 2^k) * 2^k`` for each volume ``v`` of ``fg`` (``2^k`` near ``max(spacing)``)."""
+    scale, spatial = spacing_scale(spacing), fg.shape[fg.ndim - len(spacing):]
+    step = tuple(x / scale for x in spacing)
+    volumes = fg.reshape(math.prod(fg.shape[:fg.ndim - len(spacing)]), *spatial)
+    if len(volumes) == 1:  # one volume: no copy
+        d = compute(volumes[0], step, backend, threads)
+    else:
+        d = np.empty(volumes.shape, dtype=np.float32)
+        for i, volume in enumerate(volumes):  # edt and scipy take one volume per call
+            d[i] = compute(volume, step, backend, threads)
+    return np.multiply(d, np.float32(scale), out=d).reshape(fg.shape)
 
 
 def distance_inside(region: np.ndarray, spacing: tuple[float, ...], backend: str, threads: int = 1) -> np.ndarray:
     """Distance from each True voxel of ``region`` to the nearest False voxel (0 on False; inf if none).
 
-    ``spacing`` and ``backend`` as validated by the public functions (a tuple per axis, ``"edt"`` or
-    ``"scipy"``); ``threads`` goes to ``edt`` (scipy's EDT is single-threaded).
+    ``spacing`` and ``backend`` as validated by the public functions (a tuple per axis, ``"edt"``,
+    ``"scipy"`` or ``"torch"``, which runs on the CPU here); ``threads`` goes to ``edt`` (scipy's EDT is
+    single-threaded).
 
     Shape:
         - region: ``[*spatial]`` bool; output: the same, float32.
@@ -228,6 +214,8 @@ def distance_inside(region: np.ndarray, spacing: tuple[float, ...], backend: str
         return np.full(region.shape, np.inf, dtype=np.float32)
     if backend == "edt":
         return _edt_call(np.ascontiguousarray(region).view(np.uint8), spacing, threads)
+    if backend == "torch":
+        return torch_distance(torch.from_numpy(~region), spacing, "foreground").numpy()
     return ndi.distance_transform_edt(region, sampling=spacing).astype(np.float32, copy=False)
 
 
@@ -243,6 +231,8 @@ def distance_both_sides(fg: np.ndarray, spacing: tuple[float, ...], backend: str
         return np.full(fg.shape, np.inf, dtype=np.float32)
     if backend == "edt":  # one multi-label call: labels 1 and 2 each measure to the other
         return _edt_call(np.ascontiguousarray(fg).view(np.uint8) + np.uint8(1), spacing, threads)
+    if backend == "torch":
+        return torch_distance(torch.from_numpy(np.ascontiguousarray(fg)), spacing, "interface").numpy()
     inside, outside = _scipy_both_sides(fg, spacing, threads)
     return np.where(fg, inside, outside)
 
