@@ -283,3 +283,39 @@ def test_cuda_large_volume_in_bounded_tiles():
     spacing = (0.5, 0.9, 2.5)
     out = signed_distance(torch.as_tensor(mask, device="cuda"), spacing=spacing)
     np.testing.assert_allclose(out.cpu().numpy(), _scipy_map(mask, spacing, "signed"), rtol=1e-6)
+
+
+def _bounded(d: np.ndarray, bound: float) -> np.ndarray:
+    """The oracle's map with every distance above ``bound`` reported as +-inf."""
+    return np.where(np.abs(d) > bound, np.copysign(np.inf, d), d)
+
+
+@pytest.mark.parametrize("kind", list(FUNCTIONS))
+@pytest.mark.parametrize(("shape", "spacing"), CASES)
+@pytest.mark.parametrize("backend", ["torch", "scipy", "edt"])
+def test_max_distance_is_the_full_map_beyond_the_bound_set_to_inf(shape, spacing, kind, backend):
+    if backend == "edt" and len(shape) > 3:
+        pytest.skip("edt supports 1 to 3 dims")
+    mask = _blobs(shape, seed=3 * len(shape), density=0.02)
+    bound = 2.37  # far from any lattice distance of these spacings: the comparison is not at a rounding edge
+    ours = FUNCTIONS[kind](mask, spacing=spacing, backend=backend, max_distance=bound)
+    expected = _bounded(_scipy_map(mask, spacing, kind), bound)
+    np.testing.assert_allclose(ours, expected.astype(np.float32), rtol=1e-6)
+
+
+@pytest.mark.parametrize("band", [0, 1, 3, 6])
+def test_banded_pass_is_the_full_pass_within_the_band(band):
+    g = torch.Generator().manual_seed(band)
+    f = torch.where(torch.rand(7, 20, generator=g) < 0.2, 0.0, float("inf")).double()
+    f = min_plus_pass(f, 0.7)  # a realistic input: squared distances along the line, inf where unknown
+    step = 1.3
+    banded, full = min_plus_pass(f, step, band=band), min_plus_pass(f, step)
+    within = full <= (step * band) ** 2 + 1e-12
+    torch.testing.assert_close(banded[within], full[within])
+    assert (banded >= full).all()  # never below the exact minimum, which it only misses beyond the band
+
+
+@pytest.mark.parametrize("bound", [0.0, -1.0, float("nan"), float("inf"), True, "2"])
+def test_bad_max_distance_names_it(bound):
+    with pytest.raises((ValueError, TypeError), match="max_distance"):
+        distance_to_foreground(np.ones((3, 3), dtype=bool), max_distance=bound)

@@ -39,6 +39,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
+from voxweight._validate import check_positive_number
 from voxweight.maps.distance_checks import DISTANCE_BACKENDS, prepare_distance_args, resolve_backend
 from voxweight.maps.torch_edt import spacing_scale, torch_distance
 
@@ -66,7 +67,7 @@ SCIPY_THREADED_MIN_VOXELS = 16**3  # smaller masks: thread start-up (~0.1 ms) >=
 
 
 def distance_to_foreground(mask: Map, *, spacing: Spacing = None, backend: str = "auto", threads: int = 1,
-                           spatial_dims: int | None = None) -> Map:
+                           spatial_dims: int | None = None, max_distance: float | None = None) -> Map:
     """Distance from every voxel to the nearest foreground voxel (``mask != 0``) of its volume.
 
     ``d(x) = min over foreground y of ||(x - y) * spacing||``: 0 on the foreground, the distance between
@@ -79,6 +80,8 @@ def distance_to_foreground(mask: Map, *, spacing: Spacing = None, backend: str =
         backend: ``"auto"``, ``"edt"``, ``"scipy"`` or ``"torch"`` (see the module docstring).
         threads: threads for the computation (``edt``'s ``parallel=``; see the module docstring).
         spatial_dims: number of trailing spatial axes; None (default) means every axis.
+        max_distance: distances above it (physical units, > 0) are reported as ``inf`` (``-inf`` inside for the
+            signed map); with ``"torch"`` each pass then looks only that far (``O(voxels x band)``).
 
     Returns:
         float32 map of ``mask``'s shape: a tensor on ``mask``'s device for a tensor on ``"torch"``, else numpy.
@@ -99,11 +102,11 @@ def distance_to_foreground(mask: Map, *, spacing: Spacing = None, backend: str =
         tensor([[1., 0., 1.],
                 [inf, inf, inf]])
     """
-    return _run("foreground", mask, spacing, backend, threads, spatial_dims)
+    return _run("foreground", mask, spacing, backend, threads, spatial_dims, max_distance)
 
 
 def distance_to_interface(mask: Map, *, spacing: Spacing = None, backend: str = "auto", threads: int = 1,
-                          spatial_dims: int | None = None) -> Map:
+                          spatial_dims: int | None = None, max_distance: float | None = None) -> Map:
     """Two-sided distance to the foreground/background interface, ``>= 0`` on both sides.
 
     A background voxel gets its distance to the nearest foreground voxel, a foreground voxel its
@@ -117,6 +120,8 @@ def distance_to_interface(mask: Map, *, spacing: Spacing = None, backend: str = 
         backend: ``"auto"``, ``"edt"``, ``"scipy"`` or ``"torch"``.
         threads: threads for the computation (1 or more; see the module docstring).
         spatial_dims: number of trailing spatial axes; None (default) means every axis.
+        max_distance: distances above it (physical units, > 0) are reported as ``inf`` (``-inf`` inside for the
+            signed map); with ``"torch"`` each pass then looks only that far (``O(voxels x band)``).
 
     Returns:
         float32 map of ``mask``'s shape (a tensor on its device for a tensor on ``"torch"``, else numpy).
@@ -132,11 +137,11 @@ def distance_to_interface(mask: Map, *, spacing: Spacing = None, backend: str = 
         >>> distance_to_interface(np.array([0, 0, 1, 1, 1]))
         array([2., 1., 1., 2., 3.], dtype=float32)
     """
-    return _run("interface", mask, spacing, backend, threads, spatial_dims)
+    return _run("interface", mask, spacing, backend, threads, spatial_dims, max_distance)
 
 
 def signed_distance(mask: Map, *, spacing: Spacing = None, backend: str = "auto", threads: int = 1,
-                    spatial_dims: int | None = None) -> Map:
+                    spatial_dims: int | None = None, max_distance: float | None = None) -> Map:
     """Signed distance to the interface: positive outside the foreground, negative inside.
 
     ``s = distance_to_interface(mask)`` on the background and ``-distance_to_interface(mask)`` on the
@@ -149,6 +154,8 @@ def signed_distance(mask: Map, *, spacing: Spacing = None, backend: str = "auto"
         backend: ``"auto"``, ``"edt"``, ``"scipy"`` or ``"torch"``.
         threads: threads for the computation (1 or more; see the module docstring).
         spatial_dims: number of trailing spatial axes; None (default) means every axis.
+        max_distance: distances above it (physical units, > 0) are reported as ``inf`` (``-inf`` inside for the
+            signed map); with ``"torch"`` each pass then looks only that far (``O(voxels x band)``).
 
     Returns:
         float32 map of ``mask``'s shape (a tensor on its device for a tensor on ``"torch"``, else numpy).
@@ -164,18 +171,20 @@ def signed_distance(mask: Map, *, spacing: Spacing = None, backend: str = "auto"
         >>> signed_distance(np.array([0, 1, 1, 1, 0]), spacing=0.5)
         array([ 0.5, -0.5, -1. , -0.5,  0.5], dtype=float32)
     """
-    return _run("signed", mask, spacing, backend, threads, spatial_dims)
+    return _run("signed", mask, spacing, backend, threads, spatial_dims, max_distance)
 
 
-def _run(kind: str, mask: Any, spacing: Any, backend: Any, threads: Any, spatial_dims: Any) -> Map:
+def _run(kind: str, mask: Any, spacing: Any, backend: Any, threads: Any, spatial_dims: Any, bound: Any) -> Map:
     """Validate, then compute the ``kind`` map (``"foreground"``, ``"interface"``, ``"signed"``) on ``backend``."""
     fg, spacing, backend, threads = prepare_distance_args(mask, spacing, backend, threads, spatial_dims)
+    bound = None if bound is None else check_positive_number("max_distance", bound)
     if backend == "torch":
-        d = torch_distance(fg, spacing, kind)
+        d = torch_distance(fg, spacing, kind, max_distance=bound)
         return d if isinstance(mask, torch.Tensor) else d.numpy()
-    if kind == "foreground":
-        return _scaled(distance_inside, ~fg, spacing, backend, threads)
-    d = _scaled(distance_both_sides, fg, spacing, backend, threads)
+    d = _scaled(distance_inside, ~fg, spacing, backend, threads) if kind == "foreground" else \
+        _scaled(distance_both_sides, fg, spacing, backend, threads)
+    if bound is not None:
+        d[d > bound] = np.inf
     if kind == "signed":
         np.negative(d, out=d, where=fg)
     return d

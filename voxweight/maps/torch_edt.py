@@ -44,7 +44,8 @@ def _compute_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int = EDT_TILE_BYTES) -> torch.Tensor:
+def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int = EDT_TILE_BYTES, band: int | None = None
+                  ) -> torch.Tensor:
     """One exact 1-D pass of the squared EDT along the last axis of ``f``.
 
     ``g[l, i] = min_j f[l, j] + (step * (i - j))^2``, computed on tiles of at most ``tile_bytes``
@@ -54,6 +55,8 @@ def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int = EDT_TILE_BYTES
         f: floating tensor of squared distances (``inf`` where unknown), lines on the first axis.
         step: voxel size along the axis (> 0).
         tile_bytes: memory budget of one min-plus tile.
+        band: only ``|i - j| <= band`` (a band-limited pass: ``2 band + 1`` shifted minima, ``O(n band)``
+            work and no tile); None or a band of ``n`` or more: every ``j``.
 
     Shape:
         - f: ``[lines, n]``; output: the same.
@@ -65,6 +68,8 @@ def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int = EDT_TILE_BYTES
     if f.ndim != 2 or not f.is_floating_point():
         raise ValueError(f"f: expected a floating-point tensor [lines, n], got {f.dtype} of shape {list(f.shape)}")
     lines, n = f.shape
+    if band is not None and 2 * band + 1 < n:
+        return _banded_pass(f, step, band)
     out = torch.empty_like(f)
     if f.numel() == 0:
         return out
@@ -80,7 +85,19 @@ def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int = EDT_TILE_BYTES
     return out
 
 
-def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int = EDT_TILE_BYTES) -> torch.Tensor:
+def _banded_pass(f: torch.Tensor, step: float, band: int) -> torch.Tensor:
+    """``min over |o| <= band`` of ``f[:, i + o] + (step o)^2``, one shifted minimum per offset."""
+    out = f.clone()
+    n = f.shape[1]
+    for o in range(1, band + 1):
+        cost = (step * o) ** 2
+        torch.minimum(out[:, : n - o], f[:, o:] + cost, out=out[:, : n - o])  # from the right neighbour o away
+        torch.minimum(out[:, o:], f[:, : n - o] + cost, out=out[:, o:])  # from the left
+    return out
+
+
+def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int = EDT_TILE_BYTES,
+                max_distance: float | None = None) -> torch.Tensor:
     """Squared distance from every voxel to the nearest ``True`` voxel of its volume (``inf`` if none).
 
     ``d^2(x) = min over targets y of sum_k (spacing[k] (x_k - y_k))^2`` over the last ``len(spacing)``
@@ -90,6 +107,8 @@ def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int
         targets: bool tensor ``[..., *spatial]``.
         spacing: voxel size per spatial axis (positive floats, ``len(spacing) <= targets.ndim``).
         tile_bytes: memory budget of one min-plus tile (see :func:`min_plus_pass`).
+        max_distance: squared distances above ``max_distance^2`` are ``inf``; each axis's pass then looks only
+            ``floor(max_distance / step)`` voxels away (exact: a nearer target never lies farther on one axis).
 
     Returns:
         float64 tensor (float32 on devices without float64) of ``targets``' shape, on its device.
@@ -113,13 +132,14 @@ def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int
     first = targets.ndim - len(spacing)
     for axis, step in zip(range(first, targets.ndim), spacing, strict=True):
         moved = f.movedim(axis, -1)
-        g = min_plus_pass(moved.reshape(-1, moved.shape[-1]), step, tile_bytes)
+        band = None if max_distance is None else int(max_distance / step)
+        g = min_plus_pass(moved.reshape(-1, moved.shape[-1]), step, tile_bytes, band)
         f = g.reshape(moved.shape).movedim(-1, axis)
-    return f
+    return f if max_distance is None else f.masked_fill_(f > max_distance**2, math.inf)
 
 
 def torch_distance(fg: torch.Tensor, spacing: Sequence[float], kind: str,
-                   tile_bytes: int = EDT_TILE_BYTES) -> torch.Tensor:
+                   tile_bytes: int = EDT_TILE_BYTES, max_distance: float | None = None) -> torch.Tensor:
     """The distance maps of :mod:`voxweight.maps.distance` for a batch of bool masks, in torch.
 
     ``kind``: ``"foreground"`` (each voxel to the nearest ``True`` voxel), ``"interface"`` (each voxel
@@ -132,6 +152,7 @@ def torch_distance(fg: torch.Tensor, spacing: Sequence[float], kind: str,
         spacing: validated voxel size per spatial axis.
         kind: ``"foreground"``, ``"interface"`` or ``"signed"``.
         tile_bytes: memory budget of one min-plus tile.
+        max_distance: distances above it (physical units) are ``inf`` (``-inf`` inside for ``"signed"``).
 
     Returns:
         float32 tensor of ``fg``'s shape on ``fg``'s device.
@@ -148,10 +169,11 @@ def torch_distance(fg: torch.Tensor, spacing: Sequence[float], kind: str,
     kind = look_up_option("kind", kind, ("foreground", "interface", "signed"))
     scale = spacing_scale(spacing)
     scaled = tuple(s / scale for s in spacing)
+    bound = None if max_distance is None else max_distance / scale
     if kind == "foreground":
-        d2 = edt_squared(fg, scaled, tile_bytes)
+        d2 = edt_squared(fg, scaled, tile_bytes, bound)
     else:  # both sides in one batch: inside measures to the background, outside to the foreground
-        sides = edt_squared(torch.stack((~fg, fg)), scaled, tile_bytes)
+        sides = edt_squared(torch.stack((~fg, fg)), scaled, tile_bytes, bound)
         d2 = torch.where(fg, sides[0], sides[1])
     d = d2.sqrt_().to(torch.float32).mul_(scale)
     return torch.where(fg, -d, d) if kind == "signed" else d
