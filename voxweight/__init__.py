@@ -7,12 +7,14 @@ meaning (per-class vectors on the channel axis, per-sample vectors on the batch 
 from voxweight.checks import get_value_checks, set_value_checks, value_checks
 from voxweight.losses import (
     DeepSupervision,
+    HausdorffDTLoss,
     VoxelWeightedBCE,
     VoxelWeightedCE,
     VoxelWeightedDice,
     VoxelWeightedDiceBCE,
     VoxelWeightedDiceCE,
     debias_logits,
+    hausdorff_dt_loss,
     voxel_weighted_bce,
     voxel_weighted_ce,
     voxel_weighted_dice,
@@ -25,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeepSupervision",
+    "HausdorffDTLoss",
     "LabelStats",
     "VoxelWeightedBCE",
     "VoxelWeightedCE",
@@ -36,6 +39,7 @@ __all__ = [
     "class_balance_weights",
     "debias_logits",
     "get_value_checks",
+    "hausdorff_dt_loss",
     "list_pipelines",
     "load_pipeline",
     "multiclass_balance_weights",

@@ -10,16 +10,19 @@ from voxweight.losses.ce import VoxelWeightedCE, voxel_weighted_ce
 from voxweight.losses.compound import VoxelWeightedDiceBCE, VoxelWeightedDiceCE
 from voxweight.losses.deep_supervision import DeepSupervision
 from voxweight.losses.dice import VoxelWeightedDice, voxel_weighted_dice
+from voxweight.losses.hausdorff import HausdorffDTLoss, hausdorff_dt_loss
 
 __all__ = [
     "REDUCTIONS",
     "DeepSupervision",
+    "HausdorffDTLoss",
     "VoxelWeightedBCE",
     "VoxelWeightedCE",
     "VoxelWeightedDice",
     "VoxelWeightedDiceBCE",
     "VoxelWeightedDiceCE",
     "debias_logits",
+    "hausdorff_dt_loss",
     "voxel_weighted_bce",
     "voxel_weighted_ce",
     "voxel_weighted_dice",
