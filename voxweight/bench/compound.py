@@ -18,19 +18,14 @@ torch's ``binary_cross_entropy_with_logits``, and that ``fused=True`` equals the
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
+from voxweight.bench.harness import BenchConfig, BenchResult, peak_rises_mib, time_paired
 from voxweight.losses import DeepSupervision, VoxelWeightedBCE
 from voxweight.maps import balance_factors
 
@@ -214,7 +209,7 @@ def bench_compound(config: BenchConfig) -> list[BenchResult]:
 
 
 _MEMORY_SCRIPT = r"""
-import json, torch
+import torch
 from voxweight.bench.compound import compound_inputs
 from voxweight.bench.harness import BenchConfig
 torch.set_num_threads({threads})
@@ -231,31 +226,15 @@ def step():
     xi = x.detach().requires_grad_()
     run(xi).backward()
     return xi.grad
-step(); step()
-def kib(key):
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
-open("/proc/self/clear_refs", "w").write("5")
-resting = kib("VmRSS")
-step()
-print(json.dumps((kib("VmHWM") - resting) / 1024))
 """
 
 
-def _peak_mib(variant: str, config: BenchConfig) -> float:
-    """The resident-set rise (MiB) of one more step in a fresh process, as the ``memory`` case measures it."""
-    code = _MEMORY_SCRIPT.format(threads=config.threads, size=config.size, variant=variant)
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(64 << 10)}  # freed tensors go back: RSS follows live ones
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
 def _compound_memory(config: BenchConfig, shape: str) -> list[BenchResult]:
-    if not Path("/proc/self/clear_refs").exists():
-        return []  # the high-water-mark reset is Linux-only
-    try:
-        monai_mib, ours_mib = (_peak_mib(v, config) for v in ("monai", "eager"))
-    except (subprocess.CalledProcessError, OSError, ValueError, StopIteration):
-        return []  # e.g. /proc/self/clear_refs not writable in this container: no measurement, no row
+    rises = peak_rises_mib([_MEMORY_SCRIPT.format(threads=config.threads, size=config.size, variant=v)
+                            for v in ("monai", "eager")])
+    if rises is None:
+        return []  # Linux only, and clear_refs must be writable: no measurement, no row
+    monai_mib, ours_mib = rises
     note = f"voxel map, CPU, fresh processes; one tensor of this shape is {4 * config.size**3 * 4 / 2**20:.1f} MiB"
     return [BenchResult(f"DiceBCE peak memory {shape}, eager", "MONAI DiceCELoss, no map", monai_mib, ours_mib,
                         1.0, note, unit="MiB")]

@@ -10,15 +10,21 @@ depend on the machine: run it on yours.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
-__all__ = ["BenchConfig", "BenchResult", "PairTiming", "format_results", "time_pair", "time_paired"]
+__all__ = ["BenchConfig", "BenchResult", "PairTiming", "format_results", "peak_rises_mib", "time_pair",
+           "time_paired"]
 
 
 @dataclass(frozen=True)
@@ -151,3 +157,39 @@ def format_results(results: list[BenchResult]) -> str:
         lines.append(f"{r.operation:<42} {r.baseline:<28} {r.baseline_ms:>8.2f} {r.voxweight_ms:>8.2f} {r.unit:>4} "
                      f"{r.ratio:>6.2f}x  <= {r.max_ratio:.2f} {flag}" + (f"  ({r.note})" if r.note else ""))
     return "\n".join(lines)
+
+
+_PEAK_TAIL = r"""
+step(); step()
+def kib(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
+open("/proc/self/clear_refs", "w").write("5")
+resting = kib("VmRSS")
+step()
+print(json.dumps((kib("VmHWM") - resting) / 1024))
+"""
+
+
+def peak_rises_mib(setups: Sequence[str]) -> list[float] | None:
+    """The resident-set rise (MiB) of one more ``step()`` in a fresh process, for each setup script.
+
+    Each script defines ``step()`` (one forward + backward); it runs twice to warm up, then the Linux
+    high-water mark is reset (``/proc/self/clear_refs``) and one more step measured against the resting
+    level. glibc's ``MALLOC_MMAP_THRESHOLD_`` is fixed at 64 KiB, so every tensor gets pages of its own that go
+    back when freed and the resident set follows the live tensors. None where it cannot be measured (not
+    Linux, ``clear_refs`` not writable): no measurement, no row.
+
+    Example:
+        >>> rises = peak_rises_mib(["def step(): return bytearray(1 << 20)"])
+        >>> rises is None or rises[0] >= 0
+        True
+    """
+    if not Path("/proc/self/clear_refs").exists():
+        return None
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(64 << 10)}
+    try:
+        outs = [subprocess.run([sys.executable, "-c", "import json\n" + setup + _PEAK_TAIL], capture_output=True,
+                               text=True, check=True, env=env).stdout for setup in setups]
+        return [float(json.loads(out.strip().splitlines()[-1])) for out in outs]
+    except (subprocess.CalledProcessError, OSError, ValueError, IndexError):
+        return None

@@ -10,16 +10,10 @@ warm-up steps may or may not be reused, and the rise reads anywhere from 0 to th
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-from voxweight.bench.harness import BenchConfig, BenchResult
+from voxweight.bench.harness import BenchConfig, BenchResult, peak_rises_mib
 
 _SCRIPT = r"""
-import json, sys, torch, torch.nn.functional as F
+import torch, torch.nn.functional as F
 import voxweight
 from voxweight.bench.harness import BenchConfig
 from voxweight.bench.loss import loss_inputs
@@ -33,33 +27,18 @@ def step():
         loss = voxweight.voxel_weighted_bce(xi, t, w, fused="{variant}" == "fused")
     loss.backward()
     return xi.grad
-step(); step()
-def kib(key):
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
-open("/proc/self/clear_refs", "w").write("5")
-resting = kib("VmRSS")
-step()
-print(json.dumps((kib("VmHWM") - resting) / 1024))
 """
-
-
-def _peak_mib(variant: str, config: BenchConfig) -> float:
-    code = _SCRIPT.format(threads=config.threads, size=config.size, variant=variant)
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(64 << 10)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def bench_memory(config: BenchConfig) -> list[BenchResult]:
     """Peak-memory rise (MiB) of one forward + backward on ``[2, 1, size^3]``: eager and fused vs torch."""
-    if not Path("/proc/self/clear_refs").exists():
-        return []  # the high-water-mark reset is Linux-only
     shape = f"[2,1,{config.size}^3]"
     note = f"one tensor of this shape is {2 * config.size**3 * 4 / 2**20:.1f} MiB"
-    try:
-        torch_mib, eager_mib, fused_mib = (_peak_mib(v, config) for v in ("torch", "eager", "fused"))
-    except (subprocess.CalledProcessError, OSError, ValueError, StopIteration):
-        return []  # e.g. /proc/self/clear_refs not writable in this container: no measurement, no row
+    rises = peak_rises_mib([_SCRIPT.format(threads=config.threads, size=config.size, variant=v)
+                            for v in ("torch", "eager", "fused")])
+    if rises is None:
+        return []  # Linux only, and clear_refs must be writable: no measurement, no row
+    torch_mib, eager_mib, fused_mib = rises
     return [
         # Eagerly voxweight runs torch's kernel: the same peak, plus a few small tensors (checks, alignment).
         BenchResult(f"loss peak memory {shape}, eager", "torch eager, same map", torch_mib, eager_mib, 1.02, note,
