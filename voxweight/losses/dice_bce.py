@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from voxweight.losses.sums import dot_rows, forward_sums, row_sums
+from voxweight.losses.sums import dot_rows, forward_sums, per_row, row_sums, sums_gradient, times_
 
 __all__ = ["dice_bce_sums"]
 
@@ -53,11 +53,6 @@ def dice_bce_sums(x: torch.Tensor, t: torch.Tensor, w_dice: torch.Tensor | None,
         [0.5, 1.0, 1.0, 1.3863]
     """
     return _DiceBCESums.apply(x, t, w_dice, w_bce, m, pos, squared)
-
-
-def _channel(v: torch.Tensor, ndim: int) -> torch.Tensor:
-    """A ``[C]`` or ``[N, C]`` tensor shaped to broadcast on the axes 0, 1 of an ``ndim``-dim tensor."""
-    return v.reshape(*v.shape, *[1] * (ndim - v.ndim)) if v.ndim == 2 else v.reshape(1, -1, *[1] * (ndim - 2))
 
 
 def _shared_forward(s: torch.Tensor, x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, pos: Any,
@@ -110,17 +105,16 @@ class _DiceBCESums(torch.autograd.Function):
     def backward(ctx: Any, g_inter: torch.Tensor, g_pred: torch.Tensor, _g_ground: torch.Tensor,
                  g_bce: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         s, t, w_dice, w_bce, pos = ctx.saved_tensors
-        gi, gp, gb = (_channel(g, s.ndim) for g in (g_inter, g_pred, g_bce))
-        grad = t * gi  # (gI t + gP) s (1 - s), or (gI t + 2 gP s) s (1 - s) when squared
-        grad.addcmul_(s, 2 * gp) if ctx.squared else grad.add_(gp)
+        gb = per_row(g_bce, s.ndim)
+        grad = sums_gradient(s, t, None, g_inter, g_pred, ctx.squared)  # (gI t + gP), or (gI t + 2 gP s) ...
         grad.mul_(s)
-        grad.addcmul_(grad, s, value=-1)
+        grad.addcmul_(grad, s, value=-1)  # ... times s (1 - s)
         if not ctx.shared:  # the Dice's weight now, the BCE's gradient in a buffer of its own
-            grad = grad if w_dice is None else _times(grad, w_dice)
+            grad = grad if w_dice is None else times_(grad, w_dice)
             bce = _bce_gradient(torch.zeros_like(s), s, t, gb, pos)
-            return grad.add_(bce if w_bce is None else _times(bce, w_bce)), None, None, None, None, None, None
+            return grad.add_(bce if w_bce is None else times_(bce, w_bce)), None, None, None, None, None, None
         _bce_gradient(grad, s, t, gb, pos)  # += gB ((s - t) + (q - 1) t (s - 1)), then the common weight
-        return (grad if w_dice is None else _times(grad, w_dice)), None, None, None, None, None, None
+        return (grad if w_dice is None else times_(grad, w_dice)), None, None, None, None, None, None
 
 
 def _bce_gradient(out: torch.Tensor, s: torch.Tensor, t: torch.Tensor, gb: torch.Tensor, pos: torch.Tensor | None
@@ -128,11 +122,6 @@ def _bce_gradient(out: torch.Tensor, s: torch.Tensor, t: torch.Tensor, gb: torch
     """``out += gB ((s - t) + (q - 1) t (s - 1))`` in place (the BCE's dL/dx before its weight)."""
     out.addcmul_(s, gb).addcmul_(t, gb, value=-1)
     if pos is not None:
-        q = gb * _channel(pos - 1, s.ndim)
+        q = gb * (pos - 1).reshape(1, -1, *[1] * (s.ndim - 2))
         out.addcmul_(t * s, q).addcmul_(t, q, value=-1)
     return out
-
-
-def _times(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``x * w``, in place where ``w`` broadcasts to ``x``'s shape."""
-    return x.mul_(w) if torch.broadcast_shapes(x.shape, w.shape) == x.shape else x * w

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["dot_rows", "forward_sums", "plain_sums", "row_sums", "sigmoid_weighted_sums", "weighted_sums"]
+__all__ = ["dot_rows", "forward_sums", "per_row", "plain_sums", "row_sums", "sigmoid_weighted_sums", "sums_gradient",
+           "times_", "weighted_sums"]
 
 
 def weighted_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared: bool
@@ -172,6 +173,46 @@ def forward_sums(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squar
     return _dot(wp, tr), pred, ground
 
 
+def per_row(g: torch.Tensor, ndim: int) -> torch.Tensor:
+    """A per-(sample, channel) ``[N, C]`` tensor shaped to broadcast against ``[N, C, *spatial]`` (``ndim`` dims).
+
+    Example:
+        >>> per_row(torch.ones(2, 3), 5).shape
+        torch.Size([2, 3, 1, 1, 1])
+    """
+    return g.reshape(*g.shape, *[1] * (ndim - g.ndim))
+
+
+def times_(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x * w``, written into ``x`` where ``w`` broadcasts to ``x``'s shape (a new tensor otherwise).
+
+    Example:
+        >>> times_(torch.ones(1, 2), torch.tensor([2.0]))
+        tensor([[2., 2.]])
+    """
+    return x.mul_(w) if torch.broadcast_shapes(x.shape, w.shape) == x.shape else x * w
+
+
+def sums_gradient(p: torch.Tensor | None, t: torch.Tensor, w: torch.Tensor | None, g_inter: torch.Tensor,
+                  g_pred: torch.Tensor, squared: bool) -> torch.Tensor:
+    """``dL/dp`` of the sums from their gradients: ``w (gI t + gP)``, or ``w (gI t + 2 gP p)`` when squared.
+
+    ``p`` is read only when ``squared``. The result is a new voxel-sized buffer (the callers scale it in place).
+
+    Shape:
+        - t: ``[N, C, *spatial]``; p, w: broadcastable to it; g_inter, g_pred: ``[N, C]``; output: ``t``'s shape.
+
+    Example:
+        >>> t = torch.tensor([[[1.0, 0.0]]])
+        >>> sums_gradient(None, t, None, torch.tensor([[2.0]]), torch.tensor([[1.0]]), squared=False)
+        tensor([[[3., 1.]]])
+    """
+    grad = t * per_row(g_inter, t.ndim)  # t gI, then + gP (an addcmul onto an expanded gP is several times slower)
+    gp = per_row(g_pred, t.ndim)
+    grad.addcmul_(p, 2 * gp) if squared else grad.add_(gp)
+    return grad if w is None else times_(grad, w)
+
+
 class _WeightedSums(torch.autograd.Function):
     """Forward: the three sums. Backward: ``dL/dp = w (gI t + gP)`` or ``w (gI t + 2 gP p)`` (squared)."""
 
@@ -186,12 +227,7 @@ class _WeightedSums(torch.autograd.Function):
     def backward(ctx: Any, g_inter: torch.Tensor, g_pred: torch.Tensor, _g_ground: torch.Tensor
                  ) -> tuple[torch.Tensor | None, ...]:
         p, t, w = ctx.saved_tensors
-        scalars = [1] * (t.ndim - 2)
-        gi, gp = g_inter.reshape(*g_inter.shape, *scalars), g_pred.reshape(*g_pred.shape, *scalars)
-        grad = torch.addcmul(t * gi, p, 2 * gp) if ctx.squared else torch.addcmul(gp.expand_as(t), t, gi)
-        if w is not None:
-            grad = grad.mul_(w) if grad.shape == torch.broadcast_shapes(grad.shape, w.shape) else grad * w
-        return grad, None, None, None
+        return sums_gradient(p, t, w, g_inter, g_pred, ctx.squared), None, None, None
 
 
 class _SigmoidSums(torch.autograd.Function):
@@ -212,14 +248,6 @@ class _SigmoidSums(torch.autograd.Function):
     def backward(ctx: Any, g_inter: torch.Tensor, g_pred: torch.Tensor, _g_ground: torch.Tensor
                  ) -> tuple[torch.Tensor | None, ...]:
         s, t, w = ctx.saved_tensors
-        grad = _WeightedSums.backward(_Saved(s, t, w, ctx.squared), g_inter, g_pred, _g_ground)[0]
+        grad = sums_gradient(s, t, w, g_inter, g_pred, ctx.squared)
         grad.mul_(s)
         return grad.addcmul_(grad, s, value=-1), None, None, None, None  # g s - g s^2 = g s (1 - s)
-
-
-class _Saved:
-    """The context :meth:`_WeightedSums.backward` reads: ``saved_tensors`` ``(p or None, t, w)`` and ``squared``."""
-
-    def __init__(self, p: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, squared: bool) -> None:
-        self.saved_tensors = (p if squared else None, t, w)
-        self.squared = squared
