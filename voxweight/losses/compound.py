@@ -57,13 +57,13 @@ class _Compound(WeightedLoss):
             loss = lambdas[1] * getattr(self, self.second)(input, target, weight if self.second in terms else None,
                                                            sample_weight=sample_weight, mask=mask)
         if lambdas[0]:
-            dice_target, dice_weight, dice_mask = self.dice_inputs(input, target, weight, mask)
+            dice_target, dice_weight, dice_mask = self.dice_term_inputs(input, target, weight, mask)
             term = lambdas[0] * self.dice(input, dice_target, dice_weight if "dice" in terms else None,
                                           sample_weight=sample_weight, mask=dice_mask)
             loss = term if loss is None else loss + term
         return loss
 
-    def dice_inputs(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+    def dice_term_inputs(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The Dice term's target, weight and mask (the same tensors, unless a subclass converts them)."""
         return target, weight, mask
@@ -262,7 +262,7 @@ class VoxelWeightedDiceCE(_Compound):
                                   reduction=term_reduction("ce_reduction", ce_reduction), focal_gamma=focal_gamma,
                                   sync=sync)
 
-    def dice_inputs(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+    def dice_term_inputs(self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Voxel maps get a channel axis; ``ignore_index`` voxels become class 0 under a False mask."""
         weight, mask = _with_channel(weight, input), _with_channel(mask, input)
