@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import voxweight.maps.distance as dist
 from voxweight.maps.distance import distance_to_foreground, distance_to_interface, signed_distance
 from voxweight.maps.distance_checks import resolve_backend
-from voxweight.maps.torch_edt import edt_squared, min_plus_pass, spacing_scale, torch_distance
+from voxweight.maps.torch_edt import edt_squared, min_plus_pass, scan_pass, spacing_scale, torch_distance
 
 FUNCTIONS = {"foreground": distance_to_foreground, "interface": distance_to_interface, "signed": signed_distance}
 
@@ -159,6 +159,41 @@ def test_min_plus_pass_matches_brute_force(n, tile_bytes):
     expected = (f[:, None, :] + (step * (i - j)) ** 2).min(-1)
     out = min_plus_pass(torch.from_numpy(f), step, tile_bytes)
     np.testing.assert_array_equal(out.numpy(), expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 40])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scan_pass_is_the_brute_force_first_pass(n, dtype):
+    """Oracle: float64 brute force of (s min_j |i - j|)^2 over the targets j of the line; lines without a
+    target, full of targets, with one target, at either end."""
+    rng = np.random.default_rng(n)
+    t = rng.random((9, n)) < 0.3
+    t[0], t[1], t[2] = False, True, False
+    t[2, 0] = True
+    t[3] = False
+    t[3, -1] = True
+    step = 0.37
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    expected = np.where(t[:, None, :], (step * (i - j)) ** 2, np.inf).min(-1)
+    out = scan_pass(torch.from_numpy(t), step, dtype)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6 if dtype == torch.float32 else 1e-15)
+    assert np.isinf(out.numpy()[0]).all() and (out.numpy()[1] == 0).all()
+
+
+def test_long_lines_leave_the_loop_only_when_done():
+    """Property: lines whose distances reach far (one target at an end of a long line, a line of zeros next
+    to a line of inf) give the brute-force pass whatever the order in which lines leave the loop."""
+    n = 300
+    f = torch.full((4, n), float("inf"), dtype=torch.float64)
+    f[0, 0] = 0.0  # distances up to n - 1 voxels
+    f[1] = 0.0  # done at once
+    f[3, n // 2] = 2.0
+    i = torch.arange(n, dtype=torch.float64)
+    expected = torch.stack([(1.5 * i) ** 2, torch.zeros(n), torch.full((n,), float("inf")),
+                            2.0 + (1.5 * (i - n // 2)) ** 2])
+    torch.testing.assert_close(min_plus_pass(f, 1.5), expected, rtol=1e-15, atol=0)
+    torch.testing.assert_close(min_plus_pass(f, 1.5, tile_bytes=1), expected, rtol=1e-15, atol=0)
 
 
 def test_small_tiles_change_nothing():

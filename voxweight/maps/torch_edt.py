@@ -5,14 +5,21 @@ The ``backend="torch"`` of :mod:`voxweight.maps.distance`. The squared EDT is se
 
     ``f'(i) = min_j f(j) + s^2 (i - j)^2``
 
-leaves ``f`` the squared distance to the nearest target (exact: every pass is a brute-force min-plus
-product, no approximation). Every line of every volume of the batch goes through the same tensor ops.
-The min-plus tiles ``[lines, positions, n]`` are chunked to at most ``EDT_TILE_BYTES``, so memory stays
-bounded whatever the volume (never an ``n x n`` tile per line of a whole volume at once). The work is
-``O(n)`` per voxel and axis: exact and simple rather than the linear-time lower envelope, which is
-sequential and suits CPUs better (the ``edt``/scipy backends).
+leaves ``f`` the squared distance to the nearest target (exact: no approximation anywhere). The first
+pass (the last axis) starts from ``0``/``inf``, so it is the distance to the nearest target on the line,
+found in ``O(n)`` by running maxima of target indices (:func:`scan_pass`). The other passes
+(:func:`min_plus_pass`) take shifted minima, one offset ``o`` at a time (``f(i +- o) + (s o)^2``), and drop
+every line once ``(s o)^2`` exceeds all its current values (no farther ``j`` can lower them): the work
+is the number of lines times their largest distance in voxels, not ``n^2`` per line, and a line of zeros
+(inside a target) or of ``inf`` (nothing to measure to yet) costs nothing. Every line of every volume of
+the batch goes through the same tensor ops; lines are chunked so that one pass's work arrays stay within
+``EDT_TILE_BYTES`` on the CPU (cache-sized: the offsets of a chunk then reuse it from the cache, about
+1.7x faster than one volume-sized chunk at 128^3) and ``EDT_DEVICE_TILE_BYTES`` on an accelerator (large
+chunks: fewer kernel launches).
 
-Computation is in float64 (float32 on devices without it, e.g. MPS); the result is float32.
+The public maps compute in float32 (the result's precision; the squares of the spacing, scaled by a
+power of two, stay exact enough: the tests hold them to scipy at ``rtol=1e-6``); :func:`edt_squared`
+defaults to float64 (float32 on devices without it, e.g. MPS).
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ import torch
 
 from voxweight._validate import look_up_option
 
-__all__ = ["EDT_TILE_BYTES", "edt_squared", "min_plus_pass", "spacing_scale", "torch_distance"]
+__all__ = ["EDT_DEVICE_TILE_BYTES", "EDT_TILE_BYTES", "edt_squared", "min_plus_pass", "scan_pass", "spacing_scale",
+           "tile_budget", "torch_distance"]
 
-EDT_TILE_BYTES = 64 * 2**20  # the largest [lines, positions, n] min-plus tile one pass allocates
+EDT_TILE_BYTES = 2 * 2**20  # the work arrays of one pass's chunk of lines, on the CPU
+EDT_DEVICE_TILE_BYTES = 256 * 2**20  # the same off the CPU
 
 
 def spacing_scale(spacing: Sequence[float]) -> float:
@@ -39,24 +48,78 @@ def spacing_scale(spacing: Sequence[float]) -> float:
     return 2.0 ** round(math.log2(max(spacing)))
 
 
+def tile_budget(device: torch.device) -> int:
+    """The default work-array budget of one pass on ``device``: cache-sized on the CPU, large elsewhere.
+
+    Example:
+        >>> tile_budget(torch.device("cpu")) == EDT_TILE_BYTES
+        True
+    """
+    return EDT_TILE_BYTES if device.type == "cpu" else EDT_DEVICE_TILE_BYTES
+
+
 def _compute_dtype(device: torch.device) -> torch.dtype:
     """float64 wherever the device has it (MPS does not)."""
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int = EDT_TILE_BYTES, band: int | None = None
+def scan_pass(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.Tensor:
+    """Squared distance along the last axis to the nearest ``True`` voxel of the same line (``inf`` if none).
+
+    ``g[l, i] = (step * min over targets j of |i - j|)^2``, from the running maximum of the target indices
+    on the left and on the right (``O(n)`` per line); lines with no target or only targets are filled
+    directly.
+
+    Args:
+        targets: bool tensor ``[lines, n]``.
+        step: voxel size along the axis (> 0).
+        dtype: floating dtype of the result.
+
+    Shape:
+        - targets: ``[lines, n]``; output: the same.
+
+    Example:
+        >>> scan_pass(torch.tensor([[False, True, False, False], [False] * 4]), 2.0, torch.float32)
+        tensor([[ 4.,  0.,  4., 16.],
+                [inf, inf, inf, inf]])
+    """
+    lines, n = targets.shape
+    flags = targets.view(torch.uint8)  # uint8 reductions are much faster than bool ones on the CPU
+    some, every = flags.amax(-1).bool(), flags.amin(-1).bool()
+    mixed = some & ~every
+    if int(mixed.sum()) > lines // 2:  # most lines: scan them all, no gather
+        return _scan(targets, step, dtype)
+    g = torch.where(every, 0.0, math.inf).to(dtype)[:, None].expand(lines, n).contiguous()
+    rows = mixed.nonzero().squeeze(1)
+    if rows.numel():
+        g[rows] = _scan(targets[rows], step, dtype)
+    return g
+
+
+def _scan(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`scan_pass` of every line: running maxima of the target indices from both ends."""
+    n = targets.shape[1]
+    idx = torch.arange(n, dtype=torch.int32, device=targets.device)
+    none = -(n + 1)
+    left = torch.where(targets, idx, none).cummax(-1).values  # nearest target at or before i
+    right = torch.where(targets.flip(-1), idx, none).cummax(-1).values.flip(-1)  # the same, counted from the end
+    d = torch.minimum(idx - left, (n - 1 - idx) - right).to(dtype)
+    return d.masked_fill_(d > n, math.inf).mul_(step).square_()
+
+
+def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int | None = None, band: int | None = None
                   ) -> torch.Tensor:
     """One exact 1-D pass of the squared EDT along the last axis of ``f``.
 
-    ``g[l, i] = min_j f[l, j] + (step * (i - j))^2``, computed on tiles of at most ``tile_bytes``
-    (output positions are chunked, then lines).
+    ``g[l, i] = min_j f[l, j] + (step * (i - j))^2``, as shifted minima over ``o = |i - j| = 1, 2, ...``:
+    a line leaves the loop once ``(step o)^2`` is above all its values (exact: a farther ``j`` adds
+    more than any value could drop). Lines go in chunks whose three work arrays fit ``tile_bytes``.
 
     Args:
         f: floating tensor of squared distances (``inf`` where unknown), lines on the first axis.
         step: voxel size along the axis (> 0).
-        tile_bytes: memory budget of one min-plus tile.
-        band: only ``|i - j| <= band`` (a band-limited pass: ``2 band + 1`` shifted minima, ``O(n band)``
-            work and no tile); None or a band of ``n`` or more: every ``j``.
+        tile_bytes: memory budget of one chunk's work arrays; None: :func:`tile_budget` of the device.
+        band: only ``|i - j| <= band`` (a band-limited pass, ``O(n band)`` work); None: every ``j``.
 
     Shape:
         - f: ``[lines, n]``; output: the same.
@@ -68,50 +131,63 @@ def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int = EDT_TILE_BYTES
     if f.ndim != 2 or not f.is_floating_point():
         raise ValueError(f"f: expected a floating-point tensor [lines, n], got {f.dtype} of shape {list(f.shape)}")
     lines, n = f.shape
-    if band is not None and 2 * band + 1 < n:
-        return _banded_pass(f, step, band)
-    out = torch.empty_like(f)
-    if f.numel() == 0:
-        return out
-    rows = max(1, tile_bytes // (n * f.element_size()))  # (line, position) pairs per tile
-    chunk = min(n, rows)
-    line_chunk = max(1, rows // chunk)
-    pos = torch.arange(n, device=f.device, dtype=f.dtype)
-    for c0 in range(0, n, chunk):
-        w = ((pos[c0:c0 + chunk, None] - pos[None, :]) * step).square()  # [chunk, n]
-        for l0 in range(0, lines, line_chunk):
-            tile = f[l0:l0 + line_chunk, None, :] + w  # [line_chunk, chunk, n]
-            out[l0:l0 + line_chunk, c0:c0 + chunk] = tile.amin(dim=-1)
-    return out
-
-
-def _banded_pass(f: torch.Tensor, step: float, band: int) -> torch.Tensor:
-    """``min over |o| <= band`` of ``f[:, i + o] + (step o)^2``, one shifted minimum per offset."""
+    reach = n - 1 if band is None else min(n - 1, band)
     out = f.clone()
-    n = f.shape[1]
-    for o in range(1, band + 1):
-        cost = (step * o) ** 2
-        torch.minimum(out[:, : n - o], f[:, o:] + cost, out=out[:, : n - o])  # from the right neighbour o away
-        torch.minimum(out[:, o:], f[:, : n - o] + cost, out=out[:, o:])  # from the left
+    if f.numel() == 0 or reach < 1:
+        return out
+    budget = tile_budget(f.device) if tile_bytes is None else tile_bytes
+    chunk = max(1, budget // (3 * n * f.element_size()))
+    for l0 in range(0, lines, chunk):
+        _shifted_minima(f[l0:l0 + chunk], out[l0:l0 + chunk], step, reach)
     return out
 
 
-def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int = EDT_TILE_BYTES,
-                max_distance: float | None = None) -> torch.Tensor:
+def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int) -> None:
+    """``out = min over |o| <= reach of f[:, i + o] + (step o)^2`` in place (``out`` starts as ``f``).
+
+    Every other offset, the lines whose values are all at most the next cost leave the working set (in
+    one gather, once a quarter of them are done); ``rows`` maps the working set back into ``out``.
+    """
+    n = f.shape[1]
+    rows, cf, co = None, f, out  # None: every line, in place
+    tmp = torch.empty_like(f)
+    for o in range(1, reach + 1):
+        cost = (step * o) ** 2
+        if o % 2 == 1:
+            live = (co.amax(-1) > cost) & (cf.amin(-1) < math.inf)  # a line of inf stays inf
+            kept = int(live.sum())
+            if kept < 0.75 * live.numel():
+                if rows is not None:
+                    out[rows] = co
+                if kept == 0:
+                    return
+                rows = live.nonzero().squeeze(1) if rows is None else rows[live]
+                cf, co, tmp = cf[live], co[live], tmp[:kept]
+        shifted = tmp[:, : n - o]
+        torch.minimum(co[:, : n - o], torch.add(cf[:, o:], cost, out=shifted), out=co[:, : n - o])  # right
+        torch.minimum(co[:, o:], torch.add(cf[:, : n - o], cost, out=shifted), out=co[:, o:])  # left
+    if rows is not None:
+        out[rows] = co
+
+
+def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int | None = None,
+                max_distance: float | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Squared distance from every voxel to the nearest ``True`` voxel of its volume (``inf`` if none).
 
     ``d^2(x) = min over targets y of sum_k (spacing[k] (x_k - y_k))^2`` over the last ``len(spacing)``
-    axes; the leading axes index independent volumes, all computed together.
+    axes; the leading axes index independent volumes, all computed together: :func:`scan_pass` along
+    the last axis, then :func:`min_plus_pass` along each other spatial axis.
 
     Args:
         targets: bool tensor ``[..., *spatial]``.
         spacing: voxel size per spatial axis (positive floats, ``len(spacing) <= targets.ndim``).
-        tile_bytes: memory budget of one min-plus tile (see :func:`min_plus_pass`).
+        tile_bytes: memory budget of one pass's work arrays (see :func:`min_plus_pass`); None: the device's.
         max_distance: squared distances above ``max_distance^2`` are ``inf``; each axis's pass then looks only
             ``floor(max_distance / step)`` voxels away (exact: a nearer target never lies farther on one axis).
+        dtype: floating dtype of the computation and result; None: float64 (float32 on devices without it).
 
     Returns:
-        float64 tensor (float32 on devices without float64) of ``targets``' shape, on its device.
+        tensor of ``targets``' shape and device.
 
     Shape:
         - targets: ``[..., *spatial]``; output: the same.
@@ -125,12 +201,13 @@ def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int
         raise TypeError(f"targets: expected a bool tensor, got {getattr(targets, 'dtype', type(targets).__name__)}")
     if not 1 <= len(spacing) <= targets.ndim:
         raise ValueError(f"spacing: expected 1 to targets.ndim = {targets.ndim} values, got {len(spacing)}")
-    dtype = _compute_dtype(targets.device)
-    f = torch.full(targets.shape, math.inf, dtype=dtype, device=targets.device).masked_fill_(targets, 0.0)
-    if f.numel() == 0:
-        return f
+    dtype = _compute_dtype(targets.device) if dtype is None else dtype
+    if targets.numel() == 0:
+        return torch.empty(targets.shape, dtype=dtype, device=targets.device)
+    n = targets.shape[-1]
+    f = scan_pass(targets.reshape(-1, n), spacing[-1], dtype).reshape(targets.shape)
     first = targets.ndim - len(spacing)
-    for axis, step in zip(range(first, targets.ndim), spacing, strict=True):
+    for axis, step in zip(range(first, targets.ndim - 1), spacing[:-1], strict=True):
         moved = f.movedim(axis, -1)
         band = None if max_distance is None else int(max_distance / step)
         g = min_plus_pass(moved.reshape(-1, moved.shape[-1]), step, tile_bytes, band)
@@ -139,7 +216,7 @@ def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int
 
 
 def torch_distance(fg: torch.Tensor, spacing: Sequence[float], kind: str,
-                   tile_bytes: int = EDT_TILE_BYTES, max_distance: float | None = None) -> torch.Tensor:
+                   tile_bytes: int | None = None, max_distance: float | None = None) -> torch.Tensor:
     """The distance maps of :mod:`voxweight.maps.distance` for a batch of bool masks, in torch.
 
     ``kind``: ``"foreground"`` (each voxel to the nearest ``True`` voxel), ``"interface"`` (each voxel
@@ -151,7 +228,7 @@ def torch_distance(fg: torch.Tensor, spacing: Sequence[float], kind: str,
         fg: bool tensor ``[..., *spatial]`` with ``len(spacing)`` spatial axes.
         spacing: validated voxel size per spatial axis.
         kind: ``"foreground"``, ``"interface"`` or ``"signed"``.
-        tile_bytes: memory budget of one min-plus tile.
+        tile_bytes: memory budget of one pass's work arrays; None: the device's.
         max_distance: distances above it (physical units) are ``inf`` (``-inf`` inside for ``"signed"``).
 
     Returns:
@@ -171,9 +248,9 @@ def torch_distance(fg: torch.Tensor, spacing: Sequence[float], kind: str,
     scaled = tuple(s / scale for s in spacing)
     bound = None if max_distance is None else max_distance / scale
     if kind == "foreground":
-        d2 = edt_squared(fg, scaled, tile_bytes, bound)
+        d2 = edt_squared(fg, scaled, tile_bytes, bound, torch.float32)
     else:  # both sides in one batch: inside measures to the background, outside to the foreground
-        sides = edt_squared(torch.stack((~fg, fg)), scaled, tile_bytes, bound)
+        sides = edt_squared(torch.stack((~fg, fg)), scaled, tile_bytes, bound, torch.float32)
         d2 = torch.where(fg, sides[0], sides[1])
-    d = d2.sqrt_().to(torch.float32).mul_(scale)
+    d = d2.sqrt_().mul_(scale)
     return torch.where(fg, -d, d) if kind == "signed" else d
