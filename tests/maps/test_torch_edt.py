@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 import voxweight.maps.distance as dist
 from voxweight.maps.distance import distance_to_foreground, distance_to_interface, signed_distance
 from voxweight.maps.distance_checks import resolve_backend
-from voxweight.maps.torch_edt import edt_squared, min_plus_pass, scan_pass, spacing_scale, torch_distance
+from voxweight.maps.torch_edt import (
+    axis_pass,
+    edt_squared,
+    min_plus_pass,
+    scan_pass,
+    spacing_scale,
+    torch_distance,
+)
 
 FUNCTIONS = {"foreground": distance_to_foreground, "interface": distance_to_interface, "signed": signed_distance}
 
@@ -194,6 +201,31 @@ def test_long_lines_leave_the_loop_only_when_done():
                             2.0 + (1.5 * (i - n // 2)) ** 2])
     torch.testing.assert_close(min_plus_pass(f, 1.5), expected, rtol=1e-15, atol=0)
     torch.testing.assert_close(min_plus_pass(f, 1.5, tile_bytes=1), expected, rtol=1e-15, atol=0)
+
+
+def _brute_pass(f: np.ndarray, axis: int, step: float) -> np.ndarray:
+    """Oracle: float64 brute force of g_i = min_j f_j + (step (i - j))^2 along ``axis``."""
+    moved = np.moveaxis(f, axis, -1)
+    n = moved.shape[-1]
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    return np.moveaxis((moved[..., None, :] + (step * (i - j)) ** 2).min(-1), -1, axis)
+
+
+@pytest.mark.parametrize("shape", [(3, 9, 64), (5, 11, 48), (2, 6, 7, 5), (13, 32), (4, 1, 3)])
+@pytest.mark.parametrize("tile_bytes", [1, None])
+def test_axis_pass_along_every_axis_is_the_brute_force(shape, tile_bytes):
+    """Oracle: the float64 brute force along each axis, for groups of 32, 16 and 1 neighbouring lines and
+    chunks down to one group; the input is untouched (also where the grouped layout is a view of it)."""
+    rng = np.random.default_rng(len(shape))
+    f = rng.random(shape) * 30
+    f[rng.random(shape) < 0.5] = np.inf
+    x = torch.from_numpy(f)
+    for axis in range(len(shape)):
+        out = axis_pass(x, axis, 0.83, tile_bytes)
+        np.testing.assert_array_equal(out.numpy(), _brute_pass(f, axis, 0.83))
+        band = axis_pass(x, axis, 0.83, tile_bytes, band=2)
+        assert (band.numpy() >= out.numpy()).all()
+    np.testing.assert_array_equal(x.numpy(), f)
 
 
 def test_small_tiles_change_nothing():

@@ -31,11 +31,12 @@ import torch
 
 from voxweight._validate import look_up_option
 
-__all__ = ["EDT_DEVICE_TILE_BYTES", "EDT_TILE_BYTES", "edt_squared", "min_plus_pass", "scan_pass", "spacing_scale",
-           "tile_budget", "torch_distance"]
+__all__ = ["EDT_DEVICE_TILE_BYTES", "EDT_TILE_BYTES", "LINE_GROUP", "axis_pass", "edt_squared", "min_plus_pass",
+           "scan_pass", "spacing_scale", "tile_budget", "torch_distance"]
 
 EDT_TILE_BYTES = 2 * 2**20  # the work arrays of one pass's chunk of lines, on the CPU
 EDT_DEVICE_TILE_BYTES = 256 * 2**20  # the same off the CPU
+LINE_GROUP = 32  # neighbouring lines that go through a pass together (a group leaves the loop as one)
 
 
 def spacing_scale(spacing: Sequence[float]) -> float:
@@ -111,9 +112,7 @@ def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int | None = None, b
                   ) -> torch.Tensor:
     """One exact 1-D pass of the squared EDT along the last axis of ``f``.
 
-    ``g[l, i] = min_j f[l, j] + (step * (i - j))^2``, as shifted minima over ``o = |i - j| = 1, 2, ...``:
-    a line leaves the loop once ``(step o)^2`` is above all its values (exact: a farther ``j`` adds
-    more than any value could drop). Lines go in chunks whose three work arrays fit ``tile_bytes``.
+    ``g[l, i] = min_j f[l, j] + (step * (i - j))^2``: :func:`axis_pass` along axis 1 of ``[lines, n]``.
 
     Args:
         f: floating tensor of squared distances (``inf`` where unknown), lines on the first axis.
@@ -130,31 +129,71 @@ def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int | None = None, b
     """
     if f.ndim != 2 or not f.is_floating_point():
         raise ValueError(f"f: expected a floating-point tensor [lines, n], got {f.dtype} of shape {list(f.shape)}")
-    lines, n = f.shape
+    return axis_pass(f, 1, step, tile_bytes, band)
+
+
+def axis_pass(f: torch.Tensor, axis: int, step: float, tile_bytes: int | None = None, band: int | None = None
+              ) -> torch.Tensor:
+    """``g = min_j f_j + (step (i - j))^2`` along ``axis`` of ``f``, every other axis independent.
+
+    Shifted minima over ``o = |i - j| = 1, 2, ...``; a group of lines leaves the loop once ``(step o)^2``
+    is above all its values (exact: a farther ``j`` adds more than any value could drop). The lines are
+    taken in groups of up to ``LINE_GROUP`` neighbours along the last axis, ``[groups, n, group]`` (a
+    blocked transpose, cheaper than moving the axis last), and the groups go in chunks whose three
+    work arrays fit ``tile_bytes``.
+
+    Args:
+        f: floating tensor of squared distances (``inf`` where unknown).
+        axis: the axis of the pass (non-negative).
+        step: voxel size along the axis (> 0).
+        tile_bytes: memory budget of one chunk's work arrays; None: :func:`tile_budget` of the device.
+        band: only ``|i - j| <= band``; None: every ``j``.
+
+    Returns:
+        a new tensor of ``f``'s shape (possibly not contiguous).
+
+    Shape:
+        - f: any, ``f.shape[axis] = n``; output: the same.
+
+    Example:
+        >>> axis_pass(torch.tensor([[0.0, 0.0], [float("inf"), 9.0]]), 0, 2.0)
+        tensor([[0., 0.],
+                [4., 4.]])
+    """
+    shape = f.shape
+    n = shape[axis]
     reach = n - 1 if band is None else min(n - 1, band)
-    out = f.clone()
     if f.numel() == 0 or reach < 1:
-        return out
+        return f.clone()
+    outer, inner = math.prod(shape[:axis]), math.prod(shape[axis + 1:])
+    group = math.gcd(inner, LINE_GROUP)
+    blocks = f.reshape(outer, n, inner // group, group).transpose(1, 2).reshape(-1, n, group)
+    if blocks.data_ptr() == f.data_ptr():
+        blocks = blocks.clone()  # the input stays untouched
+    out = blocks.clone()
     budget = tile_budget(f.device) if tile_bytes is None else tile_bytes
-    chunk = max(1, budget // (3 * n * f.element_size()))
-    for l0 in range(0, lines, chunk):
-        _shifted_minima(f[l0:l0 + chunk], out[l0:l0 + chunk], step, reach)
-    return out
+    chunk = max(1, budget // (3 * n * group * f.element_size()))
+    for g0 in range(0, blocks.shape[0], chunk):
+        _shifted_minima(blocks[g0:g0 + chunk], out[g0:g0 + chunk], step, reach)
+    return out.reshape(outer, inner // group, n, group).transpose(1, 2).reshape(shape)
 
 
 def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int) -> None:
-    """``out = min over |o| <= reach of f[:, i + o] + (step o)^2`` in place (``out`` starts as ``f``).
+    """``out = min over |o| <= reach of f[:, i + o] + (step o)^2`` in place, ``[groups, n, group]``.
 
-    Every other offset, the lines whose values are all at most the next cost leave the working set (in
-    one gather, once a quarter of them are done); ``rows`` maps the working set back into ``out``.
+    ``out`` starts as ``f``. Every other offset, the groups whose values are all at most the next cost
+    leave the working set (in one gather, once a quarter of them are done); ``rows`` maps the working
+    set back into ``out``.
     """
     n = f.shape[1]
-    rows, cf, co = None, f, out  # None: every line, in place
+    rows, cf, co = None, f, out  # None: every group, in place
     tmp = torch.empty_like(f)
+    offsets = torch.arange(1, reach + 1, dtype=torch.float64, device=f.device)
+    costs = (step * offsets).square_().to(f.dtype)  # 0-dim operands: no scalar wrapped per op
     for o in range(1, reach + 1):
-        cost = (step * o) ** 2
+        cost, cost_t = (step * o) ** 2, costs[o - 1]
         if o % 2 == 1:
-            live = (co.amax(-1) > cost) & (cf.amin(-1) < math.inf)  # a line of inf stays inf
+            live = (co.amax((1, 2)) > cost) & (cf.amin((1, 2)) < math.inf)  # a group of inf stays inf
             kept = int(live.sum())
             if kept < 0.75 * live.numel():
                 if rows is not None:
@@ -164,8 +203,8 @@ def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int)
                 rows = live.nonzero().squeeze(1) if rows is None else rows[live]
                 cf, co, tmp = cf[live], co[live], tmp[:kept]
         shifted = tmp[:, : n - o]
-        torch.minimum(co[:, : n - o], torch.add(cf[:, o:], cost, out=shifted), out=co[:, : n - o])  # right
-        torch.minimum(co[:, o:], torch.add(cf[:, : n - o], cost, out=shifted), out=co[:, o:])  # left
+        torch.minimum(co[:, : n - o], torch.add(cf[:, o:], cost_t, out=shifted), out=co[:, : n - o])  # right
+        torch.minimum(co[:, o:], torch.add(cf[:, : n - o], cost_t, out=shifted), out=co[:, o:])  # left
     if rows is not None:
         out[rows] = co
 
@@ -176,7 +215,7 @@ def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int
 
     ``d^2(x) = min over targets y of sum_k (spacing[k] (x_k - y_k))^2`` over the last ``len(spacing)``
     axes; the leading axes index independent volumes, all computed together: :func:`scan_pass` along
-    the last axis, then :func:`min_plus_pass` along each other spatial axis.
+    the last axis, then :func:`axis_pass` along each other spatial axis.
 
     Args:
         targets: bool tensor ``[..., *spatial]``.
@@ -208,10 +247,8 @@ def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int
     f = scan_pass(targets.reshape(-1, n), spacing[-1], dtype).reshape(targets.shape)
     first = targets.ndim - len(spacing)
     for axis, step in zip(range(first, targets.ndim - 1), spacing[:-1], strict=True):
-        moved = f.movedim(axis, -1)
         band = None if max_distance is None else int(max_distance / step)
-        g = min_plus_pass(moved.reshape(-1, moved.shape[-1]), step, tile_bytes, band)
-        f = g.reshape(moved.shape).movedim(-1, axis)
+        f = axis_pass(f, axis, step, tile_bytes, band)
     return f if max_distance is None else f.masked_fill_(f > max_distance**2, math.inf)
 
 
