@@ -7,8 +7,8 @@ The ``backend="torch"`` of :mod:`voxweight.maps.distance`. The squared EDT is se
 
 leaves ``f`` the squared distance to the nearest target (exact: no approximation anywhere). The first
 pass (the last axis) starts from ``0``/``inf``, so it is the distance to the nearest target on the line,
-found in ``O(n)`` by running maxima of target indices (:func:`scan_pass`). The other passes
-(:func:`min_plus_pass`) take shifted minima, one offset ``o`` at a time (``f(i +- o) + (s o)^2``), and drop
+found by doubling in ``log2(n)`` vector ops (:func:`scan_pass`). The other passes
+(:func:`axis_pass`) take shifted minima, one offset ``o`` at a time (``f(i +- o) + (s o)^2``), and drop
 every line once ``(s o)^2`` exceeds all its current values (no farther ``j`` can lower them): the work
 is the number of lines times their largest distance in voxels, not ``n^2`` per line, and a line of zeros
 (inside a target) or of ``inf`` (nothing to measure to yet) costs nothing. Every line of every volume of
@@ -67,9 +67,8 @@ def _compute_dtype(device: torch.device) -> torch.dtype:
 def scan_pass(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.Tensor:
     """Squared distance along the last axis to the nearest ``True`` voxel of the same line (``inf`` if none).
 
-    ``g[l, i] = (step * min over targets j of |i - j|)^2``, from the running maximum of the target indices
-    on the left and on the right (``O(n)`` per line); lines with no target or only targets are filled
-    directly.
+    ``g[l, i] = (step * min over targets j of |i - j|)^2``, by doubling (``log2(n)`` shifted minima of the
+    distance in voxels); lines with no target or only targets are filled directly.
 
     Args:
         targets: bool tensor ``[lines, n]``.
@@ -98,14 +97,22 @@ def scan_pass(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.T
 
 
 def _scan(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.Tensor:
-    """:func:`scan_pass` of every line: running maxima of the target indices from both ends."""
+    """:func:`scan_pass` of every line, by doubling: ``d(i) = min(d(i), d(i -+ s) + s)`` for ``s = 1, 2, 4, ...``.
+
+    Exact for the distance in voxels along a line (``|i - j|`` is additive along the way, and every
+    offset below ``n`` is a sum of distinct powers of two), branch-free (``cummax`` slows down on
+    fragmented masks) and ``log2(n)`` vector ops; whole numbers, so float32 is exact up to ``2^24``.
+    """
     n = targets.shape[1]
-    idx = torch.arange(n, dtype=torch.int32, device=targets.device)
-    none = -(n + 1)
-    left = torch.where(targets, idx, none).cummax(-1).values  # nearest target at or before i
-    right = torch.where(targets.flip(-1), idx, none).cummax(-1).values.flip(-1)  # the same, counted from the end
-    d = torch.minimum(idx - left, (n - 1 - idx) - right).to(dtype)
-    return d.masked_fill_(d > n, math.inf).mul_(step).square_()
+    d = torch.where(targets, 0.0, math.inf).to(dtype)
+    tmp = torch.empty_like(d)
+    s = 1
+    while s < n:
+        shifted = tmp[:, : n - s]
+        torch.minimum(d[:, : n - s], torch.add(d[:, s:], s, out=shifted), out=d[:, : n - s])  # from the right
+        torch.minimum(d[:, s:], torch.add(d[:, : n - s], s, out=shifted), out=d[:, s:])  # from the left
+        s *= 2
+    return d.mul_(step).square_()
 
 
 def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int | None = None, band: int | None = None
