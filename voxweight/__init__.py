@@ -6,6 +6,8 @@ meaning (per-class vectors on the channel axis, per-sample vectors on the batch 
 
 from voxweight.checks import get_value_checks, set_value_checks, value_checks
 from voxweight.losses import (
+    BoundaryLoss,
+    BoundaryLossSchedule,
     DeepSupervision,
     HausdorffDTLoss,
     VoxelWeightedBCE,
@@ -13,6 +15,7 @@ from voxweight.losses import (
     VoxelWeightedDice,
     VoxelWeightedDiceBCE,
     VoxelWeightedDiceCE,
+    boundary_loss,
     debias_logits,
     hausdorff_dt_loss,
     voxel_weighted_bce,
@@ -26,6 +29,8 @@ from voxweight.stats import LabelStats, pos_weight_from_counts, scan_labels
 __version__ = "0.1.0"
 
 __all__ = [
+    "BoundaryLoss",
+    "BoundaryLossSchedule",
     "DeepSupervision",
     "HausdorffDTLoss",
     "LabelStats",
@@ -35,6 +40,7 @@ __all__ = [
     "VoxelWeightedDiceBCE",
     "VoxelWeightedDiceCE",
     "__version__",
+    "boundary_loss",
     "boundary_weights",
     "class_balance_weights",
     "debias_logits",

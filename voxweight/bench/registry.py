@@ -16,6 +16,7 @@ from voxweight.bench.maps import bench_distance, bench_unet
 from voxweight.bench.memory import bench_memory
 from voxweight.bench.roofline import bench_roofline
 from voxweight.bench.scan import bench_scan
+from voxweight.bench.sdm import bench_sdm
 
 __all__ = ["CASES", "GPU_CASES", "run_bench"]
 
@@ -24,7 +25,7 @@ Case = Callable[[BenchConfig], list[BenchResult]]
 CASES: Mapping[str, Case] = MappingProxyType({
     "loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet, "scan": bench_scan,
     "roofline": bench_roofline, "compound": bench_compound, "ds": bench_ds, "edt": bench_edt,
-    "hausdorff": bench_hausdorff,
+    "hausdorff": bench_hausdorff, "sdm": bench_sdm,
 })  # read-only: a new case is a module of this package plus one entry here
 GPU_CASES = ("roofline",)  # run by default only with a CUDA device (on a CPU the loss is compute-bound)
 

@@ -5,6 +5,7 @@ with the input's number of dims); reductions say what they divide by.
 """
 
 from voxweight.losses.bce import REDUCTIONS, VoxelWeightedBCE, voxel_weighted_bce
+from voxweight.losses.boundary import BoundaryLoss, BoundaryLossSchedule, boundary_loss
 from voxweight.losses.calibration import debias_logits
 from voxweight.losses.ce import VoxelWeightedCE, voxel_weighted_ce
 from voxweight.losses.compound import VoxelWeightedDiceBCE, VoxelWeightedDiceCE
@@ -14,6 +15,8 @@ from voxweight.losses.hausdorff import HausdorffDTLoss, hausdorff_dt_loss
 
 __all__ = [
     "REDUCTIONS",
+    "BoundaryLoss",
+    "BoundaryLossSchedule",
     "DeepSupervision",
     "HausdorffDTLoss",
     "VoxelWeightedBCE",
@@ -21,6 +24,7 @@ __all__ = [
     "VoxelWeightedDice",
     "VoxelWeightedDiceBCE",
     "VoxelWeightedDiceCE",
+    "boundary_loss",
     "debias_logits",
     "hausdorff_dt_loss",
     "voxel_weighted_bce",

@@ -17,6 +17,7 @@ from voxweight.maps.balance import (
 )
 from voxweight.maps.boundary import BOUNDARY_MODES, boundary_weights
 from voxweight.maps.distance import DISTANCE_BACKENDS, distance_to_foreground, distance_to_interface, signed_distance
+from voxweight.maps.signed import class_signed_distance
 
 __all__ = [
     "BALANCE_MODES",
@@ -27,6 +28,7 @@ __all__ = [
     "balance_map",
     "boundary_weights",
     "class_balance_weights",
+    "class_signed_distance",
     "distance_to_foreground",
     "distance_to_interface",
     "multiclass_balance_weights",

@@ -1,7 +1,8 @@
 """MONAI transforms that build voxel weight maps from label volumes.
 
 Array transforms take a channel-first label ``[C, *spatial]`` and return a weight map of the same shape;
-dictionary transforms write the map of ``d[key]`` to ``d[key + "_weight"]``. Import this module
+dictionary transforms write the map of ``d[key]`` to ``d[key + "_weight"]``. ``SignedDistance(d)`` gives the
+boundary loss's signed distance maps (``d[key + "_sdm"]``). Import this module
 explicitly (``import voxweight.transforms``): it imports MONAI, which ``import voxweight`` does not.
 """
 
@@ -14,6 +15,7 @@ from voxweight.transforms.dictionary import (
     ClassBalanceWeightd,
     ClassBalanceWeightDict,
 )
+from voxweight.transforms.signed import SignedDistance, SignedDistanceD, SignedDistanced, SignedDistanceDict
 
 __all__ = [
     "BoundaryWeight",
@@ -24,4 +26,8 @@ __all__ = [
     "ClassBalanceWeightD",
     "ClassBalanceWeightDict",
     "ClassBalanceWeightd",
+    "SignedDistance",
+    "SignedDistanceD",
+    "SignedDistanceDict",
+    "SignedDistanced",
 ]
