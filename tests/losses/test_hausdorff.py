@@ -8,7 +8,13 @@ import scipy.ndimage as ndi
 import torch
 from monai.losses import HausdorffDTLoss as MonaiHausdorff
 
-from voxweight.losses.hausdorff import HausdorffDTLoss, hausdorff_dt_loss
+from voxweight.losses.hausdorff import (
+    FRAGMENTED,
+    HausdorffDTLoss,
+    boundary_distances,
+    fastest_backend,
+    hausdorff_dt_loss,
+)
 
 SHAPE = (2, 3, 10, 9, 8)
 
@@ -129,3 +135,21 @@ def test_bad_tensors_name_the_argument():
         hausdorff_dt_loss(x, t, weight=w[:, :, :5])
     with pytest.raises(TypeError, match="mask"):
         hausdorff_dt_loss(x, t, mask=w)
+
+
+@pytest.mark.parametrize("smooth", [0.0, 3.0])
+def test_backend_choice_changes_no_distance(smooth):
+    """Oracle: scipy's EDT of each side; a fragmented mask (noise, on torch) and a smooth one (on edt) give
+    the same two-sided distances whichever backend fastest_backend picks."""
+    rng = np.random.default_rng(int(smooth))
+    field = rng.random((2, 1, 20, 18, 16))
+    if smooth:
+        field = ndi.gaussian_filter(field, (0, 0, smooth, smooth, smooth))
+    mask = torch.from_numpy(field > np.median(field))
+    changes = (mask[..., 1:] != mask[..., :-1]).float().mean().item()
+    assert fastest_backend(mask) == ("torch" if changes > FRAGMENTED else "auto")
+    assert (changes > FRAGMENTED) == (smooth == 0.0)
+    spacing = (1.5, 0.7, 1.0)
+    expected = np.stack([[np.where(v, ndi.distance_transform_edt(v, sampling=spacing),
+                                   ndi.distance_transform_edt(~v, sampling=spacing)) for v in s] for s in mask.numpy()])
+    np.testing.assert_allclose(boundary_distances(mask, spacing).numpy(), expected, rtol=1e-6)
