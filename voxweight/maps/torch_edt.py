@@ -104,14 +104,15 @@ def _scan(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.Tenso
     fragmented masks) and ``log2(n)`` vector ops; whole numbers, so float32 is exact up to ``2^24``.
     """
     n = targets.shape[1]
-    d = torch.where(targets, 0.0, math.inf).to(dtype)
+    d = (1 - targets.view(torch.uint8)).to(dtype).mul_(2 * n)  # 2n: beyond any target of the line; no branch
     tmp = torch.empty_like(d)
     s = 1
     while s < n:
-        shifted = tmp[:, : n - s]
-        torch.minimum(d[:, : n - s], torch.add(d[:, s:], s, out=shifted), out=d[:, : n - s])  # from the right
-        torch.minimum(d[:, s:], torch.add(d[:, : n - s], s, out=shifted), out=d[:, s:])  # from the left
+        shifted, cost = tmp[:, : n - s], torch.tensor(float(s), dtype=dtype, device=d.device)
+        torch.minimum(d[:, : n - s], torch.add(d[:, s:], cost, out=shifted), out=d[:, : n - s])  # from the right
+        torch.minimum(d[:, s:], torch.add(d[:, : n - s], cost, out=shifted), out=d[:, s:])  # from the left
         s *= 2
+    d[targets.view(torch.uint8).amax(-1) == 0] = math.inf  # lines without a target
     return d.mul_(step).square_()
 
 
