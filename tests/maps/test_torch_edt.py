@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 import voxweight.maps.distance as dist
 from voxweight.maps.distance import distance_to_foreground, distance_to_interface, signed_distance
 from voxweight.maps.distance_checks import resolve_backend
-from voxweight.maps.torch_edt import (
-    axis_pass,
-    edt_squared,
-    min_plus_pass,
-    scan_pass,
-    spacing_scale,
-    torch_distance,
-)
+from voxweight.maps.edt_passes import axis_pass, min_plus_pass, scan_pass
+from voxweight.maps.torch_edt import edt_squared, spacing_scale, torch_distance
 
 FUNCTIONS = {"foreground": distance_to_foreground, "interface": distance_to_interface, "signed": signed_distance}
 

@@ -15,12 +15,14 @@ from voxweight.maps.balance import (
     class_balance_weights,
     multiclass_balance_weights,
 )
-from voxweight.maps.boundary import BOUNDARY_MODES, boundary_weights
+from voxweight.maps.boundary import BOUNDARY_BACKENDS, BOUNDARY_MODES, boundary_weights
+from voxweight.maps.components import connected_components
 from voxweight.maps.distance import DISTANCE_BACKENDS, distance_to_foreground, distance_to_interface, signed_distance
 from voxweight.maps.signed import class_signed_distance
 
 __all__ = [
     "BALANCE_MODES",
+    "BOUNDARY_BACKENDS",
     "BOUNDARY_MODES",
     "DISTANCE_BACKENDS",
     "MULTICLASS_BALANCE_MODES",
@@ -29,6 +31,7 @@ __all__ = [
     "boundary_weights",
     "class_balance_weights",
     "class_signed_distance",
+    "connected_components",
     "distance_to_foreground",
     "distance_to_interface",
     "multiclass_balance_weights",

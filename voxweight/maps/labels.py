@@ -25,6 +25,7 @@ __all__ = [
     "class_index_tensor",
     "float_tensor",
     "host_array",
+    "label_tensor",
 ]
 
 Label = TypeVar("Label", np.ndarray, torch.Tensor)
@@ -122,36 +123,83 @@ def class_index_tensor(label: np.ndarray | torch.Tensor) -> torch.Tensor:
     return plain_tensor(label.detach()).to(torch.int64)
 
 
-def check_classes(lab: np.ndarray) -> None:
-    """Require integer (or bool) class indices >= 0.
+def label_tensor(label: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``label`` as a plain tensor on its device, for reading only (an ndarray is wrapped on the CPU, not copied).
+
+    A read-only ndarray is copied (torch cannot wrap it); dtypes torch has few kernels for (uint16, uint32,
+    uint64) become int64.
+
+    Example:
+        >>> label_tensor(np.array([0, 1], dtype=np.uint16))
+        tensor([0, 1])
+    """
+    if isinstance(label, np.ndarray):
+        a = np.ascontiguousarray(label)
+        t = torch.from_numpy(a if a.flags.writeable else a.copy())
+    else:
+        t = plain_tensor(label.detach())
+    return t.to(torch.int64) if t.dtype in (torch.uint16, torch.uint32, torch.uint64) else t
+
+
+def _numel(x: np.ndarray | torch.Tensor) -> int:
+    return x.numel() if isinstance(x, torch.Tensor) else x.size
+
+
+def _is_integer(x: np.ndarray | torch.Tensor, *, bool_ok: bool) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in ("biu" if bool_ok else "iu")
+    return not (x.is_floating_point() or x.is_complex() or (x.dtype == torch.bool and not bool_ok))
+
+
+def _is_signed(x: np.ndarray | torch.Tensor) -> bool:
+    return x.dtype.kind == "i" if isinstance(x, np.ndarray) else x.dtype.is_signed and not x.is_floating_point()
+
+
+def _is_bool(x: np.ndarray | torch.Tensor) -> bool:
+    return x.dtype == (np.bool_ if isinstance(x, np.ndarray) else torch.bool)
+
+
+def check_classes(lab: np.ndarray | torch.Tensor) -> None:
+    """Require integer (or bool) class indices >= 0 (ndarray, or tensor on its device: one scalar sync).
 
     Raises:
         TypeError: for a float label; ``ValueError`` for a negative index.
     """
-    if lab.dtype.kind not in "biu":
+    if not _is_integer(lab, bool_ok=True):
         raise TypeError(f"label: expected integer class indices (or bool) with multiclass=True, got dtype "
                         f"{lab.dtype}; cast a float label that holds class indices with .long() / .astype(int)")
-    if lab.dtype.kind == "i" and lab.size and lab.min() < 0:
-        raise ValueError(f"label: expected class indices >= 0 (0 = background), got minimum {lab.min()}")
+    if _is_signed(lab) and _numel(lab) and int(lab.min()) < 0:
+        raise ValueError(f"label: expected class indices >= 0 (0 = background), got minimum {int(lab.min())}")
 
 
-def check_binary(lab: np.ndarray) -> None:
+def check_binary(lab: np.ndarray | torch.Tensor) -> None:
     """Require a binary label (bool, or values 0 and 1 only), naming up to five other values found.
+
+    A tensor is checked on its device (one scalar sync; the values are read only to word the error).
 
     Raises:
         ValueError: for any other value.
     """
-    if lab.dtype == bool:
+    if _is_bool(lab):
         return
-    bad = lab[(lab != 0) & (lab != 1)]
-    if bad.size:
+    other = (lab != 0) & (lab != 1)
+    if not bool(other.any()):
+        return
+    bad = lab[other]
+    if isinstance(bad, np.ndarray):
         shown = ", ".join(f"{v:g}" for v in np.unique(bad)[:5])
-        raise ValueError(f"label: expected a binary label (values 0 and 1; give instance ids as `instances`), "
-                         f"got {bad.size} voxels with other values, e.g. {shown}")
+    else:
+        shown = ", ".join(f"{v:g}" for v in torch.unique(bad.double() if bad.is_floating_point() else bad)[:5].tolist())
+    raise ValueError(f"label: expected a binary label (values 0 and 1; give instance ids as `instances`), "
+                     f"got {_numel(bad)} voxels with other values, e.g. {shown}")
 
 
-def check_instances(instances: Any, lab: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
+def check_instances(instances: Any, lab: np.ndarray | torch.Tensor, spatial: tuple[int, ...]
+                    ) -> np.ndarray | torch.Tensor:
     """Validated instance ids broadcast to ``lab``'s shape; their foreground must be the label's.
+
+    For a tensor ``lab`` the ids become a tensor on its device (moved there if given elsewhere) and every
+    check runs there (scalar syncs only); for an ndarray ``lab`` they become an ndarray.
 
     Raises:
         TypeError: for instances that are not an integer ndarray/tensor.
@@ -164,18 +212,19 @@ def check_instances(instances: Any, lab: np.ndarray, spatial: tuple[int, ...]) -
     if not isinstance(instances, np.ndarray | torch.Tensor):
         raise TypeError(f"instances: expected a numpy.ndarray or torch.Tensor of integer ids, "
                         f"got {describe(instances)}")
-    inst = host_array(instances)
-    if inst.dtype.kind not in "iu":
+    on_device = isinstance(lab, torch.Tensor)
+    inst = label_tensor(instances).to(lab.device) if on_device else host_array(instances)
+    if not _is_integer(inst, bool_ok=False):
         raise TypeError(f"instances: expected integer instance ids, got dtype {inst.dtype}")
-    if inst.shape not in (lab.shape, spatial):
+    if tuple(inst.shape) not in (tuple(lab.shape), spatial):
         raise ValueError(f"instances: expected shape {list(lab.shape)} (the label's) or {list(spatial)} (its spatial "
                          f"shape), got {list(inst.shape)}")
-    if inst.size and inst.min() < 0:
-        raise ValueError(f"instances: expected ids >= 0 (0 = background), got minimum {inst.min()}")
-    if lab.dtype != bool and not np.all(lab >= 0):
+    if _numel(inst) and _is_signed(inst) and int(inst.min()) < 0:
+        raise ValueError(f"instances: expected ids >= 0 (0 = background), got minimum {int(inst.min())}")
+    if not _is_bool(lab) and not bool((lab >= 0).all()):
         raise ValueError("label: expected values >= 0 (non-zero = foreground), got negative or NaN values")
-    inst = np.broadcast_to(inst, lab.shape)
-    disagree = np.count_nonzero((lab != 0) != (inst > 0))
+    inst = inst.expand(lab.shape) if on_device else np.broadcast_to(inst, lab.shape)
+    disagree = int(((lab != 0) != (inst > 0)).sum())
     if disagree:
         raise ValueError(f"instances: expected ids > 0 exactly where label != 0, got {disagree} voxels that disagree")
     return inst

@@ -5,17 +5,13 @@ The ``backend="torch"`` of :mod:`voxweight.maps.distance`. The squared EDT is se
 
     ``f'(i) = min_j f(j) + s^2 (i - j)^2``
 
-leaves ``f`` the squared distance to the nearest target (exact: no approximation anywhere). The first
-pass (the last axis) starts from ``0``/``inf``, so it is the distance to the nearest target on the line,
-found by doubling in ``log2(n)`` vector ops (:func:`scan_pass`). The other passes
-(:func:`axis_pass`) take shifted minima, one offset ``o`` at a time (``f(i +- o) + (s o)^2``), and drop
-every line once ``(s o)^2`` exceeds all its current values (no farther ``j`` can lower them): the work
-is the number of lines times their largest distance in voxels, not ``n^2`` per line, and a line of zeros
-(inside a target) or of ``inf`` (nothing to measure to yet) costs nothing. Every line of every volume of
-the batch goes through the same tensor ops; lines are chunked so that one pass's work arrays stay within
-``EDT_TILE_BYTES`` on the CPU (cache-sized: the offsets of a chunk then reuse it from the cache, about
-1.7x faster than one volume-sized chunk at 128^3) and ``EDT_DEVICE_TILE_BYTES`` on an accelerator (large
-chunks: fewer kernel launches).
+leaves ``f`` the squared distance to the nearest target (exact: no approximation anywhere). The passes
+are in :mod:`~voxweight.maps.edt_passes`: the first (the last axis) starts from ``0``/``inf``, so it is
+the distance to the nearest target on the line, found by doubling (:func:`scan_pass`); the others take
+shifted minima, one offset at a time, and drop every line that no farther voxel can lower
+(:func:`axis_pass`): the work is the number of lines times their largest distance in voxels, not ``n^2``
+per line. Every line of every volume of the batch goes through the same tensor ops, in chunks of
+bounded memory.
 
 The public maps compute in float32 (the result's precision; the squares of the spacing, scaled by a
 power of two, stay exact enough: the tests hold them to scipy at ``rtol=1e-6``); :func:`edt_squared`
@@ -30,13 +26,9 @@ from collections.abc import Sequence
 import torch
 
 from voxweight._validate import look_up_option
+from voxweight.maps.edt_passes import axis_pass, scan_pass
 
-__all__ = ["EDT_DEVICE_TILE_BYTES", "EDT_TILE_BYTES", "LINE_GROUP", "axis_pass", "edt_squared", "min_plus_pass",
-           "scan_pass", "spacing_scale", "tile_budget", "torch_distance"]
-
-EDT_TILE_BYTES = 2 * 2**20  # the work arrays of one pass's chunk of lines, on the CPU
-EDT_DEVICE_TILE_BYTES = 256 * 2**20  # the same off the CPU
-LINE_GROUP = 32  # neighbouring lines that go through a pass together (a group leaves the loop as one)
+__all__ = ["edt_squared", "spacing_scale", "torch_distance"]
 
 
 def spacing_scale(spacing: Sequence[float]) -> float:
@@ -49,172 +41,9 @@ def spacing_scale(spacing: Sequence[float]) -> float:
     return 2.0 ** round(math.log2(max(spacing)))
 
 
-def tile_budget(device: torch.device) -> int:
-    """The default work-array budget of one pass on ``device``: cache-sized on the CPU, large elsewhere.
-
-    Example:
-        >>> tile_budget(torch.device("cpu")) == EDT_TILE_BYTES
-        True
-    """
-    return EDT_TILE_BYTES if device.type == "cpu" else EDT_DEVICE_TILE_BYTES
-
-
 def _compute_dtype(device: torch.device) -> torch.dtype:
     """float64 wherever the device has it (MPS does not)."""
     return torch.float32 if device.type == "mps" else torch.float64
-
-
-def scan_pass(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.Tensor:
-    """Squared distance along the last axis to the nearest ``True`` voxel of the same line (``inf`` if none).
-
-    ``g[l, i] = (step * min over targets j of |i - j|)^2``, by doubling (``log2(n)`` shifted minima of the
-    distance in voxels); lines with no target or only targets are filled directly.
-
-    Args:
-        targets: bool tensor ``[lines, n]``.
-        step: voxel size along the axis (> 0).
-        dtype: floating dtype of the result.
-
-    Shape:
-        - targets: ``[lines, n]``; output: the same.
-
-    Example:
-        >>> scan_pass(torch.tensor([[False, True, False, False], [False] * 4]), 2.0, torch.float32)
-        tensor([[ 4.,  0.,  4., 16.],
-                [inf, inf, inf, inf]])
-    """
-    lines, n = targets.shape
-    flags = targets.view(torch.uint8)  # uint8 reductions are much faster than bool ones on the CPU
-    some, every = flags.amax(-1).bool(), flags.amin(-1).bool()
-    mixed = some & ~every
-    if int(mixed.sum()) > lines // 2:  # most lines: scan them all, no gather
-        return _scan(targets, step, dtype)
-    g = torch.where(every, 0.0, math.inf).to(dtype)[:, None].expand(lines, n).contiguous()
-    rows = mixed.nonzero().squeeze(1)
-    if rows.numel():
-        g[rows] = _scan(targets[rows], step, dtype)
-    return g
-
-
-def _scan(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.Tensor:
-    """:func:`scan_pass` of every line, by doubling: ``d(i) = min(d(i), d(i -+ s) + s)`` for ``s = 1, 2, 4, ...``.
-
-    Exact for the distance in voxels along a line (``|i - j|`` is additive along the way, and every
-    offset below ``n`` is a sum of distinct powers of two), branch-free (``cummax`` slows down on
-    fragmented masks) and ``log2(n)`` vector ops; whole numbers, so float32 is exact up to ``2^24``.
-    """
-    n = targets.shape[1]
-    d = (1 - targets.view(torch.uint8)).to(dtype).mul_(2 * n)  # 2n: beyond any target of the line; no branch
-    tmp = torch.empty_like(d)
-    s = 1
-    while s < n:
-        shifted, cost = tmp[:, : n - s], torch.tensor(float(s), dtype=dtype, device=d.device)
-        torch.minimum(d[:, : n - s], torch.add(d[:, s:], cost, out=shifted), out=d[:, : n - s])  # from the right
-        torch.minimum(d[:, s:], torch.add(d[:, : n - s], cost, out=shifted), out=d[:, s:])  # from the left
-        s *= 2
-    d[targets.view(torch.uint8).amax(-1) == 0] = math.inf  # lines without a target
-    return d.mul_(step).square_()
-
-
-def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int | None = None, band: int | None = None
-                  ) -> torch.Tensor:
-    """One exact 1-D pass of the squared EDT along the last axis of ``f``.
-
-    ``g[l, i] = min_j f[l, j] + (step * (i - j))^2``: :func:`axis_pass` along axis 1 of ``[lines, n]``.
-
-    Args:
-        f: floating tensor of squared distances (``inf`` where unknown), lines on the first axis.
-        step: voxel size along the axis (> 0).
-        tile_bytes: memory budget of one chunk's work arrays; None: :func:`tile_budget` of the device.
-        band: only ``|i - j| <= band`` (a band-limited pass, ``O(n band)`` work); None: every ``j``.
-
-    Shape:
-        - f: ``[lines, n]``; output: the same.
-
-    Example:
-        >>> min_plus_pass(torch.tensor([[float("inf"), 0.0, float("inf"), float("inf")]]), 2.0)
-        tensor([[ 4.,  0.,  4., 16.]])
-    """
-    if f.ndim != 2 or not f.is_floating_point():
-        raise ValueError(f"f: expected a floating-point tensor [lines, n], got {f.dtype} of shape {list(f.shape)}")
-    return axis_pass(f, 1, step, tile_bytes, band)
-
-
-def axis_pass(f: torch.Tensor, axis: int, step: float, tile_bytes: int | None = None, band: int | None = None
-              ) -> torch.Tensor:
-    """``g = min_j f_j + (step (i - j))^2`` along ``axis`` of ``f``, every other axis independent.
-
-    Shifted minima over ``o = |i - j| = 1, 2, ...``; a group of lines leaves the loop once ``(step o)^2``
-    is above all its values (exact: a farther ``j`` adds more than any value could drop). The lines are
-    taken in groups of up to ``LINE_GROUP`` neighbours along the last axis, ``[groups, n, group]`` (a
-    blocked transpose, cheaper than moving the axis last), and the groups go in chunks whose three
-    work arrays fit ``tile_bytes``.
-
-    Args:
-        f: floating tensor of squared distances (``inf`` where unknown).
-        axis: the axis of the pass (non-negative).
-        step: voxel size along the axis (> 0).
-        tile_bytes: memory budget of one chunk's work arrays; None: :func:`tile_budget` of the device.
-        band: only ``|i - j| <= band``; None: every ``j``.
-
-    Returns:
-        a new tensor of ``f``'s shape (possibly not contiguous).
-
-    Shape:
-        - f: any, ``f.shape[axis] = n``; output: the same.
-
-    Example:
-        >>> axis_pass(torch.tensor([[0.0, 0.0], [float("inf"), 9.0]]), 0, 2.0)
-        tensor([[0., 0.],
-                [4., 4.]])
-    """
-    shape = f.shape
-    n = shape[axis]
-    reach = n - 1 if band is None else min(n - 1, band)
-    if f.numel() == 0 or reach < 1:
-        return f.clone()
-    outer, inner = math.prod(shape[:axis]), math.prod(shape[axis + 1:])
-    group = math.gcd(inner, LINE_GROUP)
-    blocks = f.reshape(outer, n, inner // group, group).transpose(1, 2).reshape(-1, n, group)
-    if blocks.data_ptr() == f.data_ptr():
-        blocks = blocks.clone()  # the input stays untouched
-    out = blocks.clone()
-    budget = tile_budget(f.device) if tile_bytes is None else tile_bytes
-    chunk = max(1, budget // (3 * n * group * f.element_size()))
-    for g0 in range(0, blocks.shape[0], chunk):
-        _shifted_minima(blocks[g0:g0 + chunk], out[g0:g0 + chunk], step, reach)
-    return out.reshape(outer, inner // group, n, group).transpose(1, 2).reshape(shape)
-
-
-def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int) -> None:
-    """``out = min over |o| <= reach of f[:, i + o] + (step o)^2`` in place, ``[groups, n, group]``.
-
-    ``out`` starts as ``f``. Every other offset, the groups whose values are all at most the next cost
-    leave the working set (in one gather, once a quarter of them are done); ``rows`` maps the working
-    set back into ``out``.
-    """
-    n = f.shape[1]
-    rows, cf, co = None, f, out  # None: every group, in place
-    tmp = torch.empty_like(f)
-    offsets = torch.arange(1, reach + 1, dtype=torch.float64, device=f.device)
-    costs = (step * offsets).square_().to(f.dtype)  # 0-dim operands: no scalar wrapped per op
-    for o in range(1, reach + 1):
-        cost, cost_t = (step * o) ** 2, costs[o - 1]
-        if o % 2 == 1:
-            live = (co.amax((1, 2)) > cost) & (cf.amin((1, 2)) < math.inf)  # a group of inf stays inf
-            kept = int(live.sum())
-            if kept < 0.75 * live.numel():
-                if rows is not None:
-                    out[rows] = co
-                if kept == 0:
-                    return
-                rows = live.nonzero().squeeze(1) if rows is None else rows[live]
-                cf, co, tmp = cf[live], co[live], tmp[:kept]
-        shifted = tmp[:, : n - o]
-        torch.minimum(co[:, : n - o], torch.add(cf[:, o:], cost_t, out=shifted), out=co[:, : n - o])  # right
-        torch.minimum(co[:, o:], torch.add(cf[:, : n - o], cost_t, out=shifted), out=co[:, o:])  # left
-    if rows is not None:
-        out[rows] = co
 
 
 def edt_squared(targets: torch.Tensor, spacing: Sequence[float], tile_bytes: int | None = None,

@@ -177,6 +177,10 @@ class BoundaryWeight(Transform):
     ``MetaTensor``, its voxel size (``pixdim``, mm for NIfTI) is read from its affine, so the map stays
     right after ``Spacingd``/``Orientationd``; a plain array or tensor then uses voxel units.
 
+    ``backend`` is :func:`voxweight.boundary_weights`'s: with ``"auto"`` a label on a GPU (tensor or
+    ``MetaTensor``) is weighted there in torch and its map stays on that device, a CPU label on the host
+    (``edt``); ``"torch"`` uses torch for any label, ``"edt"``/``"scipy"`` the host for any label.
+
     ``"unet"`` needs two or more objects per channel: touching objects are one connected component,
     so a single-structure mask gets an all-ones map, with a ``UserWarning`` (once per call) naming the
     object count; pass ``instances`` to separate touching objects, or use ``mode="distance"``.
@@ -187,6 +191,7 @@ class BoundaryWeight(Transform):
         sigma: width of the bonus, in spacing units.
         spacing: voxel size per spatial axis (or one number); overrides the ``MetaTensor``'s.
         multiclass: read the label as integer class indices (one map per volume).
+        backend: ``"auto"``, ``"edt"``, ``"scipy"`` or ``"torch"`` (see above).
 
     Shape:
         - img: ``[C, *spatial]``, binary labels (or instance ids, see ``instances``); with ``multiclass``,
@@ -216,12 +221,14 @@ class BoundaryWeight(Transform):
     backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(self, *, mode: str = "unet", w0: float = 10.0, sigma: float = 5.0,
-                 spacing: float | tuple[float, ...] | list[float] | None = None, multiclass: bool = False) -> None:
+                 spacing: float | tuple[float, ...] | list[float] | None = None, multiclass: bool = False,
+                 backend: str = "auto") -> None:
         self.mode = mode
         self.w0 = w0
         self.sigma = sigma
         self.spacing = spacing
         self.multiclass = check_flag("multiclass", multiclass, expected="a bool")
+        self.boundary_backend = backend
         n = 1 if spacing is None or np.ndim(spacing) == 0 else len(spacing)
         tiny = np.zeros((1,) + (2,) * n, dtype=np.int64 if self.multiclass else np.float32)
         with warnings.catch_warnings():  # the tiny label's "no objects" warning is not the user's
@@ -231,7 +238,8 @@ class BoundaryWeight(Transform):
     def _compute(self, label: np.ndarray | torch.Tensor, spacing: Any, instances: Any = None
                  ) -> np.ndarray | torch.Tensor:
         return boundary_weights(label, mode=self.mode, w0=self.w0, sigma=self.sigma, spacing=spacing,
-                                instances=instances, spatial_dims=label.ndim - 1, multiclass=self.multiclass)
+                                instances=instances, spatial_dims=label.ndim - 1, multiclass=self.multiclass,
+                                backend=self.boundary_backend)
 
     def __call__(self, img: NdarrayOrTensor, instances: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
         """Weight map of ``img`` (``[C, *spatial]``), same shape, float32, ``img``'s type."""

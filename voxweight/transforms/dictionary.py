@@ -136,6 +136,8 @@ class BoundaryWeightd(MapTransform):
             objects for ``"unet"``.
         multiclass: read each label as integer class indices, 0 = background (float labels holding
             whole numbers, as ``LoadImaged`` gives, included).
+        backend: ``"auto"`` (a GPU label is weighted there, in torch), ``"edt"``, ``"scipy"`` or ``"torch"``
+            (see :class:`~voxweight.transforms.BoundaryWeight`).
         weight_postfix: the map of ``key`` goes to ``key + weight_postfix``.
         allow_missing_keys: skip keys that are missing instead of raising ``KeyError``.
 
@@ -159,12 +161,13 @@ class BoundaryWeightd(MapTransform):
 
     def __init__(self, keys: KeysCollection, *, mode: str = "unet", w0: float = 10.0, sigma: float = 5.0,
                  spacing: float | tuple[float, ...] | list[float] | None = None, instance_key: str | None = None,
-                 multiclass: bool = False, weight_postfix: str = "_weight", allow_missing_keys: bool = False
-                 ) -> None:
+                 multiclass: bool = False, backend: str = "auto", weight_postfix: str = "_weight",
+                 allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.weight_postfix = _check_postfix(weight_postfix)
         self.instance_key = instance_key
-        self.weighter = BoundaryWeight(mode=mode, w0=w0, sigma=sigma, spacing=spacing, multiclass=multiclass)
+        self.weighter = BoundaryWeight(mode=mode, w0=w0, sigma=sigma, spacing=spacing, multiclass=multiclass,
+                                       backend=backend)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         """Add ``key + weight_postfix`` (or add the bonus to it) for every key."""
