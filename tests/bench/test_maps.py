@@ -13,7 +13,8 @@ import pytest
 import scipy.ndimage as ndi
 
 from voxweight.bench import BenchConfig, run_bench
-from voxweight.bench.maps import naive_unet_weights, separated_balls
+from voxweight.bench.maps import naive_unet_weights
+from voxweight.bench.volumes import separated_balls
 from voxweight.maps import boundary_weights, distance_to_interface
 
 FULL = np.ones((3, 3, 3), dtype=bool)

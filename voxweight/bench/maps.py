@@ -9,41 +9,17 @@ The maps are computed on the CPU; ``config.threads`` is passed as voxweight's ``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import scipy.ndimage as ndi
 
 from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
+from voxweight.bench.volumes import SIGMA, SPACING, W0, separated_balls
 from voxweight.maps import boundary_weights, distance_to_interface
 
-SPACING = (2.0, 0.8, 0.8)  # anisotropic, as in a thick-slice CT (axis order of the array)
-W0, SIGMA = 10.0, 5.0
+__all__ = ["bench_distance", "bench_unet", "naive_unet_weights"]
 
-
-def separated_balls(size: int, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` balls with ids 1..count in a ``size^3`` volume, at least two voxels apart (26-connectivity).
-
-    The cube is cut into ``n^3 >= count`` cells; each ball lies inside one cell's interior (the cell
-    minus a one-voxel rim), so no two balls touch, even diagonally, and each is one connected object.
-    """
-    n = math.ceil(round(count ** (1 / 3), 9))
-    if n > size // 3:  # cells of 3 voxels or more: a one-voxel interior inside a one-voxel rim
-        raise ValueError(f"instances: expected at most {(size // 3) ** 3} objects for size {size}, got {count}")
-    edges = [round(i * size / n) for i in range(n + 1)]  # consecutive edges >= size // n >= 3 apart
-    rng = np.random.default_rng(seed)
-    objects = np.zeros((size,) * 3, dtype=np.int32)
-    for k, cell in enumerate(rng.choice(n**3, size=count, replace=False), start=1):
-        box = tuple(slice(edges[i] + 1, edges[i + 1] - 1) for i in np.unravel_index(cell, (n,) * 3))
-        extent = np.array([s.stop - s.start for s in box], dtype=np.float64)
-        centre = (extent - 1) / 2 + rng.uniform(-0.15, 0.15, 3) * extent
-        radius = rng.uniform(0.25, 0.5) * extent.min()
-        grid = np.ogrid[tuple(slice(0, int(e)) for e in extent)]
-        ball = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)) <= radius**2
-        ball[tuple(np.clip(np.round(centre).astype(int), 0, extent.astype(int) - 1))] = True  # never empty
-        objects[box][ball] = k
-    return objects
 
 
 def naive_unet_weights(fg: np.ndarray, w0: float, sigma: float, spacing: Sequence[float]) -> np.ndarray:

@@ -9,7 +9,7 @@ import torch
 
 from voxweight._validate import look_up_option
 from voxweight.bench.compound import bench_compound, bench_ds
-from voxweight.bench.distances import bench_edt, bench_hausdorff
+from voxweight.bench.distances import bench_edt, bench_hausdorff, bench_unet_device
 from voxweight.bench.harness import BenchConfig, BenchResult
 from voxweight.bench.loss import bench_loss
 from voxweight.bench.maps import bench_distance, bench_unet
@@ -25,9 +25,9 @@ Case = Callable[[BenchConfig], list[BenchResult]]
 CASES: Mapping[str, Case] = MappingProxyType({
     "loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet, "scan": bench_scan,
     "roofline": bench_roofline, "compound": bench_compound, "ds": bench_ds, "edt": bench_edt,
-    "hausdorff": bench_hausdorff, "sdm": bench_sdm,
+    "hausdorff": bench_hausdorff, "sdm": bench_sdm, "unet_device": bench_unet_device,
 })  # read-only: a new case is a module of this package plus one entry here
-GPU_CASES = ("roofline",)  # run by default only with a CUDA device (on a CPU the loss is compute-bound)
+GPU_CASES = ("roofline", "unet_device")  # run by default only with a CUDA device (CPU figures say nothing)
 
 
 def run_bench(config: BenchConfig | None = None, *, cases: list[str] | None = None,

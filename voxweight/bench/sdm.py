@@ -14,10 +14,10 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
+from voxweight.bench.volumes import SPACING
 
 __all__ = ["bench_sdm", "reference_one_hot2dist", "sdm_label"]
 
-SPACING = (2.0, 0.8, 0.8)
 CLASSES = 4
 
 
