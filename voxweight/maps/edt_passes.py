@@ -164,12 +164,13 @@ def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int)
     n = f.shape[1]
     rows, cf, co = None, f, out  # None: every group, in place
     tmp = torch.empty_like(f)
+    hope = cf.amin((1, 2)) < math.inf  # a group of inf stays inf
     offsets = torch.arange(1, reach + 1, dtype=torch.float64, device=f.device)
     costs = (step * offsets).square_().to(f.dtype)  # 0-dim operands: no scalar wrapped per op
     for o in range(1, reach + 1):
         cost, cost_t = (step * o) ** 2, costs[o - 1]
         if o % 2 == 1:
-            live = (co.amax((1, 2)) > cost) & (cf.amin((1, 2)) < math.inf)  # a group of inf stays inf
+            live = (co.amax((1, 2)) > cost) & hope
             kept = int(live.sum())
             if kept < 0.75 * live.numel():
                 if rows is not None:
@@ -177,7 +178,7 @@ def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int)
                 if kept == 0:
                     return
                 rows = live.nonzero().squeeze(1) if rows is None else rows[live]
-                cf, co, tmp = cf[live], co[live], tmp[:kept]
+                cf, co, tmp, hope = cf[live], co[live], tmp[:kept], hope[live]
         shifted = tmp[:, : n - o]
         torch.minimum(co[:, : n - o], torch.add(cf[:, o:], cost_t, out=shifted), out=co[:, : n - o])  # right
         torch.minimum(co[:, o:], torch.add(cf[:, : n - o], cost_t, out=shifted), out=co[:, o:])  # left

@@ -11,7 +11,7 @@ do: inside the dilated boxes the numpy path keeps distances up to ``4 sqrt(d)`` 
 
 Objects (``"unet"``) are numbered ``1..K`` over the whole batch; their boxes are computed on the device
 and read back in one sync. Objects whose windows have similar shapes share one EDT call (a stack of
-windows padded to a common shape, at most ``EDT_BATCH_VOXELS`` voxels), and the running two-smallest
+windows padded to a common shape, at most :func:`batch_voxels` voxels), and the running two-smallest
 update then writes each object's own window only.
 """
 
@@ -28,18 +28,31 @@ from voxweight.maps.torch_edt import torch_distance
 
 __all__ = [
     "BAND_SIGMAS",
+    "DEVICE_BATCH_VOXELS",
     "EDT_BATCH_VOXELS",
     "batch_objects",
+    "batch_voxels",
     "object_boxes",
     "torch_distance_bonus",
     "torch_unet_bonus",
 ]
 
 BAND_SIGMAS = math.sqrt(2 * math.log(1e7))  # 5.68: beyond it the bonus is below 1e-7 w0
-EDT_BATCH_VOXELS = 2**20  # voxels of one stacked EDT call (float64 work arrays of 8 MiB)
+EDT_BATCH_VOXELS = 2**20  # voxels of one stacked EDT call on the CPU (float32 work arrays of 4 MiB)
+DEVICE_BATCH_VOXELS = 2**26  # the same off the CPU: fewer, larger calls (kernel launches and syncs dominate)
 PADDING_WASTE = 1.25  # a group's padded windows hold at most this many times the voxels of its own windows
 
 Box = tuple[int, int, tuple[int, ...], tuple[int, ...]]  # id, volume, first and last voxel per spatial axis
+
+
+def batch_voxels(device: torch.device) -> int:
+    """Voxels of one stacked EDT call on ``device``: ``EDT_BATCH_VOXELS`` on the CPU, else ``DEVICE_BATCH_VOXELS``.
+
+    Example:
+        >>> batch_voxels(torch.device("cpu")) == EDT_BATCH_VOXELS
+        True
+    """
+    return EDT_BATCH_VOXELS if device.type == "cpu" else DEVICE_BATCH_VOXELS
 
 
 def batch_objects(volumes: torch.Tensor, spatial_dims: int, *, instances: bool, multiclass: bool) -> torch.Tensor:
@@ -68,7 +81,7 @@ def batch_objects(volumes: torch.Tensor, spatial_dims: int, *, instances: bool, 
         return connected_components(volumes, spatial_dims, per_volume=False)
     objects = torch.zeros(volumes.shape, dtype=torch.int64, device=volumes.device)
     classes = [c for c in torch.unique(volumes).tolist() if c > 0]
-    step = max(1, 16 * EDT_BATCH_VOXELS // max(volumes.numel(), 1))
+    step = max(1, 16 * batch_voxels(volumes.device) // max(volumes.numel(), 1))
     total = torch.zeros((), dtype=torch.int64, device=volumes.device)
     for i in range(0, len(classes), step):
         chosen = torch.tensor(classes[i:i + step], dtype=volumes.dtype, device=volumes.device)
@@ -157,7 +170,7 @@ def torch_unet_bonus(objects: torch.Tensor, w0: float, sigma: float, spacing: Se
     items = [(k, v, _window(lo, hi, rel, objects.shape[1:])) for k, v, lo, hi in boxes]
     d1 = torch.full(objects.shape, math.inf, dtype=torch.float32, device=objects.device)
     d2 = torch.full_like(d1, math.inf)
-    for group in _groups(items):
+    for group in _groups(items, batch_voxels(objects.device)):
         size = tuple(max(w[i].stop - w[i].start for _, _, w in group) for i in range(len(rel)))
         starts = [tuple(min(s.start, n - m) for s, n, m in zip(w, objects.shape[1:], size, strict=True))
                   for _, _, w in group]
@@ -180,7 +193,8 @@ def _window(lo: tuple[int, ...], hi: tuple[int, ...], rel: tuple[float, ...], sh
     return tuple(slice(max(0, a - m), min(n, b + 1 + m)) for a, b, m, n in zip(lo, hi, margin, shape, strict=True))
 
 
-def _groups(items: list[tuple[int, int, tuple[slice, ...]]]) -> list[list[tuple[int, int, tuple[slice, ...]]]]:
+def _groups(items: list[tuple[int, int, tuple[slice, ...]]], budget: int
+            ) -> list[list[tuple[int, int, tuple[slice, ...]]]]:
     """Objects ``(id, volume, window)`` in groups whose windows, padded to a common shape, waste little."""
     def dims(w: tuple[slice, ...]) -> tuple[int, ...]:
         return tuple(s.stop - s.start for s in w)
@@ -193,7 +207,7 @@ def _groups(items: list[tuple[int, int, tuple[slice, ...]]]) -> list[list[tuple[
         if groups:
             grown = tuple(max(a, b) for a, b in zip(common, size, strict=True))
             padded = (len(groups[-1]) + 1) * math.prod(grown)
-            if padded <= EDT_BATCH_VOXELS and padded <= PADDING_WASTE * (own + math.prod(size)):
+            if padded <= budget and padded <= PADDING_WASTE * (own + math.prod(size)):
                 groups[-1].append(item)
                 common, own = grown, own + math.prod(size)
                 continue
@@ -250,7 +264,7 @@ def _distance_to_other_value(values: torch.Tensor, rel: tuple[float, ...]) -> to
         return torch_distance(values, rel, "interface", max_distance=BAND_SIGMAS)
     d = torch.full(values.shape, math.inf, dtype=torch.float32, device=values.device)
     classes = torch.unique(values).tolist()
-    step = max(1, EDT_BATCH_VOXELS // max(values.numel(), 1))
+    step = max(1, batch_voxels(values.device) // max(values.numel(), 1))
     for i in range(0, len(classes), step):
         chosen = torch.tensor(classes[i:i + step], dtype=values.dtype, device=values.device)
         same = values.unsqueeze(0) == chosen.view(-1, *(1,) * values.ndim)  # [classes, V, *spatial]
