@@ -165,8 +165,8 @@ def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int)
     rows, cf, co = None, f, out  # None: every group, in place
     tmp = torch.empty_like(f)
     hope = cf.amin((1, 2)) < math.inf  # a group of inf stays inf
-    offsets = torch.arange(1, reach + 1, dtype=torch.float64, device=f.device)
-    costs = (step * offsets).square_().to(f.dtype)  # 0-dim operands: no scalar wrapped per op
+    offsets = torch.arange(1, reach + 1, dtype=torch.float64)  # on the host: MPS has no float64
+    costs = (step * offsets).square_().to(device=f.device, dtype=f.dtype)  # 0-dim operands: no scalar per op
     for o in range(1, reach + 1):
         cost, cost_t = (step * o) ** 2, costs[o - 1]
         if o % 2 == 1:
