@@ -3,7 +3,9 @@
 :func:`scan_pass` gives the squared distance along a line to its nearest target from ``0``/``inf``
 (``log2(n)`` vector ops, branch-free); :func:`axis_pass` lowers squared distances along any axis,
 ``f'(i) = min_j f(j) + s^2 (i - j)^2``, one offset ``o = |i - j|`` at a time, dropping every group of lines
-once ``(s o)^2`` exceeds all its values. Both are exact. Work arrays stay within a chunk budget
+once ``(s o)^2`` exceeds all its values (each check a host sync; a band-limited pass off the CPU skips
+them and runs every offset of its band, so a boundary map on a GPU syncs only for its connected
+components and object boxes). Both are exact. Work arrays stay within a chunk budget
 (:func:`tile_budget`): cache-sized on the CPU (the offsets of a chunk then reuse it from the cache, about
 1.7x faster than one volume-sized chunk at 128^3), large on an accelerator (fewer kernel launches).
 """
@@ -55,7 +57,7 @@ def scan_pass(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.T
     flags = targets.view(torch.uint8)  # uint8 reductions are much faster than bool ones on the CPU
     some, every = flags.amax(-1).bool(), flags.amin(-1).bool()
     mixed = some & ~every
-    if int(mixed.sum()) > lines // 2:  # most lines: scan them all, no gather
+    if targets.device.type != "cpu" or int(mixed.sum()) > lines // 2:  # scan them all: no gather, no sync
         return _scan(targets, step, dtype)
     g = torch.where(every, 0.0, math.inf).to(dtype)[:, None].expand(lines, n).contiguous()
     rows = mixed.nonzero().squeeze(1)
@@ -80,7 +82,7 @@ def _scan(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.Tenso
         torch.minimum(d[:, : n - s], torch.add(d[:, s:], cost, out=shifted), out=d[:, : n - s])  # from the right
         torch.minimum(d[:, s:], torch.add(d[:, : n - s], cost, out=shifted), out=d[:, s:])  # from the left
         s *= 2
-    d[targets.view(torch.uint8).amax(-1) == 0] = math.inf  # lines without a target
+    d.masked_fill_(targets.view(torch.uint8).amax(-1, keepdim=True) == 0, math.inf)  # lines without a target
     return d.mul_(step).square_()
 
 
@@ -108,8 +110,8 @@ def min_plus_pass(f: torch.Tensor, step: float, tile_bytes: int | None = None, b
     return axis_pass(f, 1, step, tile_bytes, band)
 
 
-def axis_pass(f: torch.Tensor, axis: int, step: float, tile_bytes: int | None = None, band: int | None = None
-              ) -> torch.Tensor:
+def axis_pass(f: torch.Tensor, axis: int, step: float, tile_bytes: int | None = None, band: int | None = None,
+              checks: bool | None = None) -> torch.Tensor:
     """``g = min_j f_j + (step (i - j))^2`` along ``axis`` of ``f``, every other axis independent.
 
     Shifted minima over ``o = |i - j| = 1, 2, ...``; a group of lines leaves the loop once ``(step o)^2``
@@ -124,6 +126,7 @@ def axis_pass(f: torch.Tensor, axis: int, step: float, tile_bytes: int | None = 
         step: voxel size along the axis (> 0).
         tile_bytes: memory budget of one chunk's work arrays; None: :func:`tile_budget` of the device.
         band: only ``|i - j| <= band``; None: every ``j``.
+        checks: drop finished groups (a host sync per check); None: on the CPU, or for a pass without a band.
 
     Returns:
         a new tensor of ``f``'s shape (possibly not contiguous).
@@ -149,17 +152,19 @@ def axis_pass(f: torch.Tensor, axis: int, step: float, tile_bytes: int | None = 
     out = blocks.clone()
     budget = tile_budget(f.device) if tile_bytes is None else tile_bytes
     chunk = max(1, budget // (3 * n * group * f.element_size()))
+    if checks is None:  # a banded pass off the CPU runs every offset: no host sync
+        checks = f.device.type == "cpu" or band is None
     for g0 in range(0, blocks.shape[0], chunk):
-        _shifted_minima(blocks[g0:g0 + chunk], out[g0:g0 + chunk], step, reach)
+        _shifted_minima(blocks[g0:g0 + chunk], out[g0:g0 + chunk], step, reach, checks)
     return out.reshape(outer, inner // group, n, group).transpose(1, 2).reshape(shape)
 
 
-def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int) -> None:
+def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int, checks: bool = True) -> None:
     """``out = min over |o| <= reach of f[:, i + o] + (step o)^2`` in place, ``[groups, n, group]``.
 
     ``out`` starts as ``f``. Every other offset, the groups whose values are all at most the next cost
     leave the working set (in one gather, once a quarter of them are done); ``rows`` maps the working
-    set back into ``out``.
+    set back into ``out``. Without ``checks`` every group runs all ``reach`` offsets (no host sync).
     """
     n = f.shape[1]
     rows, cf, co = None, f, out  # None: every group, in place
@@ -169,7 +174,7 @@ def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int)
     costs = (step * offsets).square_().to(device=f.device, dtype=f.dtype)  # 0-dim operands: no scalar per op
     for o in range(1, reach + 1):
         cost, cost_t = (step * o) ** 2, costs[o - 1]
-        if o % 2 == 1:
+        if checks and o % 2 == 1:
             live = (co.amax((1, 2)) > cost) & hope
             kept = int(live.sum())
             if kept < 0.75 * live.numel():
