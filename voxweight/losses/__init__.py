@@ -12,13 +12,17 @@ from voxweight.losses.compound import VoxelWeightedDiceBCE, VoxelWeightedDiceCE
 from voxweight.losses.deep_supervision import DeepSupervision
 from voxweight.losses.dice import VoxelWeightedDice, voxel_weighted_dice
 from voxweight.losses.hausdorff import HausdorffDTLoss, hausdorff_dt_loss
+from voxweight.losses.skeleton_compound import DiceCESkeletonRecall
+from voxweight.losses.skeleton_recall import SkeletonRecallLoss, skeleton_recall_loss
 
 __all__ = [
     "REDUCTIONS",
     "BoundaryLoss",
     "BoundaryLossSchedule",
     "DeepSupervision",
+    "DiceCESkeletonRecall",
     "HausdorffDTLoss",
+    "SkeletonRecallLoss",
     "VoxelWeightedBCE",
     "VoxelWeightedCE",
     "VoxelWeightedDice",
@@ -27,6 +31,7 @@ __all__ = [
     "boundary_loss",
     "debias_logits",
     "hausdorff_dt_loss",
+    "skeleton_recall_loss",
     "voxel_weighted_bce",
     "voxel_weighted_ce",
     "voxel_weighted_dice",

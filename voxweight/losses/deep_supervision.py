@@ -2,11 +2,13 @@
 
 The target is resampled to each output's scale (nearest for hard labels, area for soft ones), weight maps
 are area-averaged (each region keeps its share of the total weight) and masks shrink (a coarse voxel counts
-only where all the fine voxels it covers count). Scales are integer pooling factors of the target.
+only where all the fine voxels it covers count). Scales are integer pooling factors of the target. A tubed
+skeleton (the Skeleton Recall term's second target) is max-pooled by default, so no skeleton voxel is lost.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +24,7 @@ from voxweight.losses.resample import downsample
 __all__ = ["SCALE_WEIGHTS", "TARGET_MODES", "DeepSupervision", "downsample", "scale_weights_for"]
 
 SCALE_WEIGHTS = ("nnunet", "monai")
-TARGET_MODES = ("nearest", "area")
+TARGET_MODES = ("nearest", "area", "max")
 
 
 def scale_weights_for(scale_weights: str | Sequence[float], levels: int) -> list[float]:
@@ -90,13 +92,24 @@ class DeepSupervision(nn.Module):
     ``R_i`` resamples the target to ``x_i``'s spatial size: ``"nearest"`` keeps the voxel at
     ``f * j + f // 2`` of each block of ``f`` (torch's ``"nearest-exact"``, as MONAI's
     ``DeepSupervisionLoss`` and nnU-Net; integer class indices ``[N, *spatial]`` or ``[N, 1, *spatial]``
-    stay integer), ``"area"`` averages each block (soft targets). ``A_i`` averages the weight map over
+    stay integer), ``"area"`` averages each block (soft targets), ``"max"`` keeps each block's maximum (a
+    tubed skeleton as the target of :class:`voxweight.SkeletonRecallLoss`). ``A_i`` averages the weight map over
     each block, so a coarse voxel's weight is the mean of the fine voxels it covers (a region's total
     weight, divided by the voxel count ratio ``prod(f)``, is kept). ``M_i`` keeps a coarse voxel only if
     all the fine voxels it covers are kept. Map axes of size 1 stay 1 (they broadcast). ``sample_weight``
     is passed unchanged. A scale whose weight is 0 is not computed (as nnU-Net; its output gets no
     gradient). If the wrapped loss has a ``weight_fn`` and no ``weight`` is given, the map is built once
     from the full-resolution target and area-averaged like a given one.
+
+    ``skeleton`` (for a loss whose ``forward`` takes a ``skeleton`` keyword, such as
+    :class:`voxweight.losses.skeleton_compound.DiceCESkeletonRecall`) is resampled by ``skeleton_mode`` and
+    passed as ``skeleton=`` at each scale. ``"max"`` (the default) keeps a coarse voxel on the skeleton if any
+    fine voxel it covers is: every skeleton voxel survives, and a 26-connected skeleton stays connected
+    (``"nearest"`` drops a one-voxel-thick tube that misses the sampled voxels). Max pooling a one-hot
+    ``[N, C, *spatial]`` skeleton keeps each class where its tube touches a block; ids ``[N, 1, *spatial]``
+    keep the largest id where two classes' tubes share a block. The reference (MIC-DKFZ/Skeleton-Recall), as
+    its code reads, downsamples only the segmentation: its skeleton list has one (full-resolution) entry, so
+    its wrapper's ``zip`` scores the full-resolution output alone, for all three terms.
 
     Differences from MONAI's ``DeepSupervisionLoss``: factors must be integers (MONAI interpolates to any
     size), outputs keep their dtype (MONAI casts to float32), ``scale_weights`` must have one weight per
@@ -109,18 +122,20 @@ class DeepSupervision(nn.Module):
         scale_weights: ``"nnunet"`` (``2^-i``, the coarsest 0, normalised to sum 1; one output: ``[1]``),
             ``"monai"`` (``max(2^-i, 1/16)``, MONAI's ``"exp"`` mode, not normalised), or a sequence of
             non-negative numbers, not all zero, one per output, used as given.
-        target_mode: ``"nearest"`` (hard labels) or ``"area"`` (soft targets, floating point).
+        target_mode: ``"nearest"`` (hard labels), ``"area"`` (soft targets, floating point) or ``"max"``.
+        skeleton_mode: how ``skeleton`` is resampled: ``"max"``, ``"nearest"`` or ``"area"`` (floating point).
 
     Raises:
         TypeError: for a ``loss`` that is not an ``nn.Module``, or a ``scale_weights`` of the wrong type.
-        ValueError: for an unknown ``scale_weights`` or ``target_mode`` (with "did you mean"), or negative,
-            non-finite or all-zero scale weights.
+        ValueError: for an unknown ``scale_weights``, ``target_mode`` or ``skeleton_mode`` (with "did you mean"),
+            or negative, non-finite or all-zero scale weights.
 
     Shape:
         - outputs: a tensor or a list of tensors ``[N, C, *spatial_i]``, same N and C, each ``spatial_i``
           dividing the target's spatial size.
         - target: as the wrapped loss takes it at full resolution (``[N, C, *spatial]``, or class indices).
         - weight, mask: as the wrapped loss takes them, each spatial axis the target's size or 1.
+        - skeleton: the target's spatial size (ids ``[N, *spatial]`` / ``[N, 1, *spatial]`` or ``[N, C, *spatial]``).
         - output: what the wrapped loss returns (a scalar when it reduces).
 
     Example:
@@ -133,7 +148,7 @@ class DeepSupervision(nn.Module):
     """
 
     def __init__(self, loss: nn.Module, scale_weights: str | Sequence[float] = "nnunet", *,
-                 target_mode: str = "nearest") -> None:
+                 target_mode: str = "nearest", skeleton_mode: str = "max") -> None:
         super().__init__()
         if not isinstance(loss, nn.Module):
             raise TypeError(f"loss: expected a loss module (an nn.Module such as VoxelWeightedBCE), got "
@@ -145,10 +160,11 @@ class DeepSupervision(nn.Module):
         else:
             self.scale_weights = _check_sequence(scale_weights)
         self.target_mode = look_up_option("target_mode", target_mode, TARGET_MODES)
+        self.skeleton_mode = look_up_option("skeleton_mode", skeleton_mode, TARGET_MODES)
 
     def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor,
                 weight: torch.Tensor | None = None, *, sample_weight: WeightLike | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+                mask: torch.Tensor | None = None, skeleton: torch.Tensor | None = None) -> torch.Tensor:
         """The weighted sum of the wrapped loss over the scales; see the class docstring."""
         outputs = _check_outputs(outputs)
         first = outputs[0]
@@ -161,6 +177,8 @@ class DeepSupervision(nn.Module):
             raise TypeError(f"target: expected a floating-point target with target_mode='area' (use 'nearest' "
                             f"for class indices), got dtype {target.dtype}")
         full = tuple(target.shape[target.ndim - n_spatial:])
+        if skeleton is not None:
+            skeleton = self._checked_skeleton(skeleton, first, full)
         factors = [_factors(i, x, full) for i, x in enumerate(outputs)]
         weight_fn = getattr(self.loss, "weight_fn", None)
         if weight is None and callable(weight_fn):  # built once, at full resolution, then area-averaged
@@ -179,17 +197,34 @@ class DeepSupervision(nn.Module):
             f = factors[i]
             maps = {k: _pool_map(*pooled[k], full_maps[k], f, "area" if k == "weight" else "all") for k in pooled}
             pooled = {k: (maps[k], f) for k in maps}
+            extra = {} if skeleton is None else {"skeleton": downsample(skeleton, f, self.skeleton_mode)}
             term = self.loss(outputs[i], downsample(target, f, self.target_mode), maps["weight"],
-                             sample_weight=sample_weight, mask=maps["mask"])
+                             sample_weight=sample_weight, mask=maps["mask"], **extra)
             if total is not None and term.shape != total.shape:
                 raise ValueError(f"loss: expected results of the same shape at every scale (a reduced loss), got "
                                  f"{list(total.shape)} and {list(term.shape)} (outputs[{i}])")
             total = s * term if total is None else total + s * term
         return total
 
+    def _checked_skeleton(self, skeleton: Any, first: torch.Tensor, full: tuple[int, ...]) -> torch.Tensor:
+        """The skeleton as a plain tensor of the target's spatial size, for a loss that takes one."""
+        if "skeleton" not in inspect.signature(self.loss.forward).parameters:
+            raise TypeError(f"skeleton: expected None for a loss whose forward takes no skeleton "
+                            f"({type(self.loss).__name__}), got a tensor")
+        skeleton = plain_tensor(check_tensor("skeleton", skeleton))
+        spatial = tuple(skeleton.shape[skeleton.ndim - len(full):])
+        if skeleton.ndim not in (first.ndim - 1, first.ndim) or spatial != full:
+            raise ValueError(f"skeleton: expected the target's spatial size {list(full)} with {first.ndim} dims (or "
+                             f"{first.ndim - 1} for class ids), got shape {list(skeleton.shape)}")
+        if self.skeleton_mode == "area" and not skeleton.is_floating_point():
+            raise TypeError(f"skeleton: expected a floating-point skeleton with skeleton_mode='area', got dtype "
+                            f"{skeleton.dtype}")
+        return skeleton
+
     def extra_repr(self) -> str:
-        """The scale weights and the target mode, for ``repr``."""
-        return f"scale_weights={self.scale_weights!r}, target_mode={self.target_mode!r}"
+        """The scale weights and the target and skeleton modes, for ``repr``."""
+        return (f"scale_weights={self.scale_weights!r}, target_mode={self.target_mode!r}, "
+                f"skeleton_mode={self.skeleton_mode!r}")
 
 
 def _check_outputs(outputs: Any) -> list[torch.Tensor]:

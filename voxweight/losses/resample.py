@@ -2,7 +2,8 @@
 
 ``"nearest"`` keeps one voxel per block (nnU-Net's and MONAI's target resampling), ``"area"`` the block mean
 (a weight map's total per region is kept), ``"all"`` the block's logical and (a coarse voxel counts only if
-all its fine voxels do), one axis at a time.
+all its fine voxels do), ``"max"`` the block maximum (a thin structure, such as a tubed skeleton, keeps every
+coarse voxel it touches), one axis at a time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from voxweight._validate import look_up_option
 
 __all__ = ["DOWNSAMPLE_MODES", "downsample"]
 
-DOWNSAMPLE_MODES = ("nearest", "area", "all")
+DOWNSAMPLE_MODES = ("nearest", "area", "all", "max")
 
 
 def downsample(x: torch.Tensor, factors: Sequence[int], mode: str) -> torch.Tensor:
@@ -25,12 +26,13 @@ def downsample(x: torch.Tensor, factors: Sequence[int], mode: str) -> torch.Tens
     ``"nearest"`` keeps voxel ``f * i + f // 2`` of each block (torch's ``"nearest-exact"``, which MONAI's
     ``DeepSupervisionLoss`` uses; any dtype, integer labels stay integer). ``"area"`` is the block mean
     (``F.interpolate(mode="area")``, so a region's total is kept up to the factor ``prod(f)``), ``"all"``
-    the block's logical and (for masks).
+    the block's logical and (for masks), ``"max"`` the block maximum (``F.max_pool``; any dtype, bool is the
+    block's logical or: a one-hot skeleton keeps each class wherever its tube touches a block).
 
     Args:
         x: a tensor ``[..., *spatial]``; floating point for ``"area"``, bool for ``"all"``.
         factors: one integer >= 1 per spatial axis, dividing its size (or the axis has size 1).
-        mode: ``"nearest"``, ``"area"`` or ``"all"``.
+        mode: ``"nearest"``, ``"area"``, ``"all"`` or ``"max"``.
 
     Returns:
         ``x`` at the coarse scale (``x`` itself when every factor is 1).
@@ -43,8 +45,8 @@ def downsample(x: torch.Tensor, factors: Sequence[int], mode: str) -> torch.Tens
 
     Example:
         >>> x = torch.arange(8.0).reshape(1, 8)
-        >>> downsample(x, [4], "nearest"), downsample(x, [4], "area")
-        (tensor([[2., 6.]]), tensor([[1.5000, 5.5000]]))
+        >>> downsample(x, [4], "nearest"), downsample(x, [4], "area"), downsample(x, [4], "max")
+        (tensor([[2., 6.]]), tensor([[1.5000, 5.5000]]), tensor([[3., 7.]]))
     """
     mode = look_up_option("mode", mode, DOWNSAMPLE_MODES)
     spatial = x.shape[x.ndim - len(factors):]
@@ -63,12 +65,14 @@ def downsample(x: torch.Tensor, factors: Sequence[int], mode: str) -> torch.Tens
 
 
 def _reduce_axes(x: torch.Tensor, kernel: list[int], mode: str) -> torch.Tensor:
-    """Block sums (then the mean) or block ands, one axis at a time: each pass reads a shrinking tensor.
+    """Block sums (then the mean), block ands or block maxima, one axis at a time: each pass reads a shrinking tensor.
 
     A block sum along an axis adds its ``f`` slices (large contiguous runs, vectorised; about twice as fast as
     ``avg_pool3d``), in float32 at least; a bool mask is reduced as uint8 (``amin`` of 0/1 values, several
-    times faster than ``all`` on bool).
+    times faster than ``all`` on bool); ``"max"`` keeps the dtype (bool as uint8).
     """
+    if mode == "max":
+        return _max_axes(x, kernel)
     y = x.view(torch.uint8) if mode == "all" else x.to(torch.promote_types(x.dtype, torch.float32))
     for i, f in enumerate(kernel):
         if f > 1:
@@ -83,3 +87,13 @@ def _reduce_axes(x: torch.Tensor, kernel: list[int], mode: str) -> torch.Tensor:
     if mode == "all":
         return y.to(torch.bool)
     return (y / math.prod(kernel)).to(x.dtype)
+
+
+def _max_axes(x: torch.Tensor, kernel: list[int]) -> torch.Tensor:
+    """Block maxima, one axis at a time, in ``x``'s dtype (a bool tensor is reduced as uint8: the block's or)."""
+    y = x.view(torch.uint8) if x.dtype == torch.bool else x
+    for i, f in enumerate(kernel):
+        if f > 1:
+            axis = y.ndim - len(kernel) + i
+            y = y.reshape(*y.shape[:axis], y.shape[axis] // f, f, *y.shape[axis + 1:]).amax(dim=axis + 1)
+    return y.to(torch.bool) if x.dtype == torch.bool else y
