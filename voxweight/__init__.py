@@ -25,7 +25,7 @@ from voxweight.losses import (
     voxel_weighted_ce,
     voxel_weighted_dice,
 )
-from voxweight.maps import boundary_weights, class_balance_weights, multiclass_balance_weights
+from voxweight.maps import boundary_weights, class_balance_weights, multiclass_balance_weights, tubed_skeleton
 from voxweight.pipelines import list_pipelines, load_pipeline
 from voxweight.stats import LabelStats, pos_weight_from_counts, scan_labels
 
@@ -58,6 +58,7 @@ __all__ = [
     "scan_labels",
     "set_value_checks",
     "skeleton_recall_loss",
+    "tubed_skeleton",
     "value_checks",
     "voxel_weighted_bce",
     "voxel_weighted_ce",

@@ -226,6 +226,8 @@ EXPECTED = {  # the shipped pipelines' transforms, written out by hand from the 
 }
 EXPECTED["train_boundary"] = [*EXPECTED["train_class_balanced"][:6], "BoundaryWeightd",
                               *EXPECTED["train_class_balanced"][6:]]
+EXPECTED["train_tubular"] = [*EXPECTED["train_class_balanced"][:5], "TubedSkeletond",
+                             *EXPECTED["train_class_balanced"][6:]]
 
 
 @pytest.mark.parametrize("name", list_pipelines())

@@ -17,6 +17,7 @@ from voxweight.bench.memory import bench_memory
 from voxweight.bench.roofline import bench_roofline
 from voxweight.bench.scan import bench_scan
 from voxweight.bench.sdm import bench_sdm
+from voxweight.bench.skeleton import bench_skeleton
 
 __all__ = ["CASES", "GPU_CASES", "run_bench"]
 
@@ -25,7 +26,7 @@ Case = Callable[[BenchConfig], list[BenchResult]]
 CASES: Mapping[str, Case] = MappingProxyType({
     "loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet, "scan": bench_scan,
     "roofline": bench_roofline, "compound": bench_compound, "ds": bench_ds, "edt": bench_edt,
-    "hausdorff": bench_hausdorff, "sdm": bench_sdm, "unet_device": bench_unet_device,
+    "hausdorff": bench_hausdorff, "sdm": bench_sdm, "unet_device": bench_unet_device, "skeleton": bench_skeleton,
 })  # read-only: a new case is a module of this package plus one entry here
 GPU_CASES = ("roofline", "unet_device")  # run by default only with a CUDA device (CPU figures say nothing)
 

@@ -2,7 +2,8 @@
 
 :mod:`~voxweight.demo.data` writes the synthetic dataset, :mod:`~voxweight.demo.run` trains and evaluates,
 :mod:`~voxweight.demo.metrics` holds the metrics it reports, :mod:`~voxweight.demo.table` its table and legend,
-:mod:`~voxweight.demo.figure` its figure.
+:mod:`~voxweight.demo.figure` its figure; :mod:`~voxweight.demo.vessels` writes synthetic vessel trees (thin,
+branching structures) for the thin-structure losses.
 """
 
 from voxweight.demo.data import synthetic_volume, write_synthetic_dataset
@@ -25,6 +26,7 @@ from voxweight.demo.run import (
     plain_tensor,
     run_demo,
 )
+from voxweight.demo.vessels import vessel_tree, write_vessel_dataset
 
 __all__ = [
     "DICE_THRESHOLDS",
@@ -43,5 +45,7 @@ __all__ = [
     "plain_tensor",
     "run_demo",
     "synthetic_volume",
+    "vessel_tree",
     "write_synthetic_dataset",
+    "write_vessel_dataset",
 ]

@@ -19,6 +19,7 @@ from voxweight.maps.boundary import BOUNDARY_BACKENDS, BOUNDARY_MODES, boundary_
 from voxweight.maps.components import connected_components
 from voxweight.maps.distance import DISTANCE_BACKENDS, distance_to_foreground, distance_to_interface, signed_distance
 from voxweight.maps.signed import class_signed_distance
+from voxweight.maps.skeleton import tubed_skeleton
 
 __all__ = [
     "BALANCE_MODES",
@@ -36,4 +37,5 @@ __all__ = [
     "distance_to_interface",
     "multiclass_balance_weights",
     "signed_distance",
+    "tubed_skeleton",
 ]

@@ -122,8 +122,9 @@ def load_pipeline(name_or_path: str | os.PathLike, *, trusted: bool = False, **o
     The file must be a mapping with a top-level ``pipeline`` key (a ``Compose`` or a list of
     transforms); its other top-level keys are settings, and ``overrides`` replace them before the
     pipeline is built (plain values or ``"@key"`` references). Shipped pipelines:
-    ``train_class_balanced``, ``train_boundary`` and ``inference`` (see :func:`list_pipelines`), for
-    items ``{"image": path, "label": path}``; the training ones add ``"label_weight"``.
+    ``train_class_balanced``, ``train_boundary``, ``train_tubular`` and ``inference`` (see
+    :func:`list_pipelines`), for items ``{"image": path, "label": path}``; the first two add
+    ``"label_weight"``, ``train_tubular`` adds ``"label_skeleton"`` (Skeleton Recall's tubed skeleton).
 
     **Safe mode (default).** A pipeline file is data, so it may not run code: ``_target_`` names only
     Transform classes of ``monai.transforms`` (full path or MONAI's short name, ``Compose`` included) and

@@ -2,7 +2,8 @@
 
 Array transforms take a channel-first label ``[C, *spatial]`` and return a weight map of the same shape;
 dictionary transforms write the map of ``d[key]`` to ``d[key + "_weight"]``. ``SignedDistance(d)`` gives the
-boundary loss's signed distance maps (``d[key + "_sdm"]``). Import this module
+boundary loss's signed distance maps (``d[key + "_sdm"]``), ``TubedSkeleton(d)`` Skeleton Recall's tubed
+skeletons (``d[key + "_skeleton"]``). Import this module
 explicitly (``import voxweight.transforms``): it imports MONAI, which ``import voxweight`` does not.
 """
 
@@ -16,6 +17,7 @@ from voxweight.transforms.dictionary import (
     ClassBalanceWeightDict,
 )
 from voxweight.transforms.signed import SignedDistance, SignedDistanceD, SignedDistanced, SignedDistanceDict
+from voxweight.transforms.skeleton import TubedSkeleton, TubedSkeletonD, TubedSkeletond, TubedSkeletonDict
 
 __all__ = [
     "BoundaryWeight",
@@ -30,4 +32,8 @@ __all__ = [
     "SignedDistanceD",
     "SignedDistanceDict",
     "SignedDistanced",
+    "TubedSkeleton",
+    "TubedSkeletonD",
+    "TubedSkeletonDict",
+    "TubedSkeletond",
 ]
