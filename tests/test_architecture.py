@@ -43,11 +43,12 @@ OLD_PATHS = {
 }
 TOP_LEVEL_API = ["BoundaryLoss", "BoundaryLossSchedule", "DeepSupervision", "DiceCESkeletonRecall",
                  "HausdorffDTLoss", "LabelStats", "SkeletonRecallLoss", "VoxelWeightedBCE", "VoxelWeightedCE",
-                 "VoxelWeightedDice", "VoxelWeightedDiceBCE", "VoxelWeightedDiceCE", "__version__", "boundary_loss",
-                 "boundary_weights", "class_balance_weights", "debias_logits", "get_value_checks",
-                 "hausdorff_dt_loss", "list_pipelines", "load_pipeline", "multiclass_balance_weights",
-                 "pos_weight_from_counts", "scan_labels", "set_value_checks", "skeleton_recall_loss",
-                 "tubed_skeleton", "value_checks", "voxel_weighted_bce", "voxel_weighted_ce", "voxel_weighted_dice"]
+                 "VoxelWeightedClDice", "VoxelWeightedDice", "VoxelWeightedDiceBCE", "VoxelWeightedDiceCE",
+                 "__version__", "boundary_loss", "boundary_weights", "class_balance_weights", "debias_logits",
+                 "get_value_checks", "hausdorff_dt_loss", "list_pipelines", "load_pipeline",
+                 "multiclass_balance_weights", "pos_weight_from_counts", "scan_labels", "set_value_checks",
+                 "skeleton_recall_loss", "tubed_skeleton", "value_checks", "voxel_weighted_bce", "voxel_weighted_ce",
+                 "voxel_weighted_cldice", "voxel_weighted_dice"]
 ALIASES = ["calibration", "demo_data", "demo_metrics", "distance", "losses_ce", "scan", "weights", "weights_multiclass"]
 
 

@@ -14,6 +14,7 @@ from voxweight.losses import (
     SkeletonRecallLoss,
     VoxelWeightedBCE,
     VoxelWeightedCE,
+    VoxelWeightedClDice,
     VoxelWeightedDice,
     VoxelWeightedDiceBCE,
     VoxelWeightedDiceCE,
@@ -23,6 +24,7 @@ from voxweight.losses import (
     skeleton_recall_loss,
     voxel_weighted_bce,
     voxel_weighted_ce,
+    voxel_weighted_cldice,
     voxel_weighted_dice,
 )
 from voxweight.maps import boundary_weights, class_balance_weights, multiclass_balance_weights, tubed_skeleton
@@ -41,6 +43,7 @@ __all__ = [
     "SkeletonRecallLoss",
     "VoxelWeightedBCE",
     "VoxelWeightedCE",
+    "VoxelWeightedClDice",
     "VoxelWeightedDice",
     "VoxelWeightedDiceBCE",
     "VoxelWeightedDiceCE",
@@ -62,5 +65,6 @@ __all__ = [
     "value_checks",
     "voxel_weighted_bce",
     "voxel_weighted_ce",
+    "voxel_weighted_cldice",
     "voxel_weighted_dice",
 ]

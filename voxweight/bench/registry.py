@@ -8,6 +8,7 @@ from types import MappingProxyType
 import torch
 
 from voxweight._validate import look_up_option
+from voxweight.bench.cldice import bench_cldice
 from voxweight.bench.compound import bench_compound, bench_ds
 from voxweight.bench.distances import bench_edt, bench_hausdorff, bench_unet_device
 from voxweight.bench.harness import BenchConfig, BenchResult
@@ -27,6 +28,7 @@ CASES: Mapping[str, Case] = MappingProxyType({
     "loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet, "scan": bench_scan,
     "roofline": bench_roofline, "compound": bench_compound, "ds": bench_ds, "edt": bench_edt,
     "hausdorff": bench_hausdorff, "sdm": bench_sdm, "unet_device": bench_unet_device, "skeleton": bench_skeleton,
+    "cldice": bench_cldice,
 })  # read-only: a new case is a module of this package plus one entry here
 GPU_CASES = ("roofline", "unet_device")  # run by default only with a CUDA device (CPU figures say nothing)
 

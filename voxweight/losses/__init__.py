@@ -8,6 +8,7 @@ from voxweight.losses.bce import REDUCTIONS, VoxelWeightedBCE, voxel_weighted_bc
 from voxweight.losses.boundary import BoundaryLoss, BoundaryLossSchedule, boundary_loss
 from voxweight.losses.calibration import debias_logits
 from voxweight.losses.ce import VoxelWeightedCE, voxel_weighted_ce
+from voxweight.losses.cldice import VoxelWeightedClDice, voxel_weighted_cldice
 from voxweight.losses.compound import VoxelWeightedDiceBCE, VoxelWeightedDiceCE
 from voxweight.losses.deep_supervision import DeepSupervision
 from voxweight.losses.dice import VoxelWeightedDice, voxel_weighted_dice
@@ -25,6 +26,7 @@ __all__ = [
     "SkeletonRecallLoss",
     "VoxelWeightedBCE",
     "VoxelWeightedCE",
+    "VoxelWeightedClDice",
     "VoxelWeightedDice",
     "VoxelWeightedDiceBCE",
     "VoxelWeightedDiceCE",
@@ -34,5 +36,6 @@ __all__ = [
     "skeleton_recall_loss",
     "voxel_weighted_bce",
     "voxel_weighted_ce",
+    "voxel_weighted_cldice",
     "voxel_weighted_dice",
 ]
