@@ -1,4 +1,4 @@
-"""Bench case skeleton: its row at a tiny size, that it refuses to time a different tube, and its baseline (the
+"""Bench case skeleton: its rows (the tube, the recall term's cost) at a tiny size, that it refuses to time a different tube, and its baseline (the
 reference procedure re-derived) against the map tests' own re-derivation of SkeletonTransform."""
 
 from __future__ import annotations
@@ -13,10 +13,21 @@ from voxweight.bench.harness import BenchConfig
 
 
 def test_skeleton_row_compares_against_the_reference():
-    (row,) = skeleton.bench_skeleton(BenchConfig(size=24, repeats=1))
+    row, cost = skeleton.bench_skeleton(BenchConfig(size=24, repeats=1))
     assert row.max_ratio == 1.0 and row.baseline == "skimage skeletonize + 2 dilations + mask (reference)"
     assert row.baseline_ms > 0 and row.voxweight_ms > 0 and row.paired_ratio is not None
     assert "24^3" in row.operation and "tubes identical" in row.note
+    assert cost.baseline == "Dice+CE alone" and cost.max_ratio == 1.5 and "12^3" in cost.operation
+    assert cost.voxweight_ms > 0 and cost.baseline_ms > 0
+
+
+def test_recall_cost_row_refuses_a_compound_that_is_not_the_sum(monkeypatch):
+    from voxweight.losses import DiceCESkeletonRecall
+
+    right = DiceCESkeletonRecall.forward
+    monkeypatch.setattr(DiceCESkeletonRecall, "forward", lambda self, *a, **k: 1.01 * right(self, *a, **k))
+    with pytest.raises(AssertionError):
+        skeleton.bench_skeleton(BenchConfig(size=24, repeats=1))
 
 
 def test_skeleton_refuses_to_time_a_wrong_candidate(monkeypatch):
