@@ -1,5 +1,6 @@
-"""Bench case skeleton: its rows (the tube, the recall term's cost) at a tiny size, that it refuses to time a different tube, and its baseline (the
-reference procedure re-derived) against the map tests' own re-derivation of SkeletonTransform."""
+"""Bench case skeleton: its rows (the tube, the recall term's cost) at a tiny size, that it refuses to time a
+different tube or a compound that is not the sum of its terms, and its baseline (the reference procedure
+re-derived) against the map tests' own re-derivation of SkeletonTransform."""
 
 from __future__ import annotations
 
