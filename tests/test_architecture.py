@@ -33,7 +33,7 @@ OLD_PATHS = {
                         "time_paired"],
     "voxweight.demo": ["DemoReport", "DemoResult", "evaluate", "format_table", "load_test_volumes", "network",
                        "plain_tensor", "run_demo"],
-    "voxweight.demo_data": ["synthetic_volume", "write_synthetic_dataset"],
+    "voxweight.demo_data": ["synthetic_volume", "vessel_tree", "write_synthetic_dataset", "write_vessel_dataset"],
     "voxweight.demo_metrics": ["boundary_region", "expected_calibration_error", "overlap_scores"],
     "voxweight.pipelines": ["PIPELINE_KEY", "list_pipelines", "load_pipeline"],
     "voxweight.transforms": ["BoundaryWeight", "BoundaryWeightD", "BoundaryWeightDict", "BoundaryWeightd",

@@ -4,6 +4,6 @@ Nothing is defined here (``tests/test_architecture.py`` holds it to that): new c
 :mod:`voxweight.demo`, and new code goes there too.
 """
 
-from voxweight.demo import synthetic_volume, write_synthetic_dataset
+from voxweight.demo import synthetic_volume, vessel_tree, write_synthetic_dataset, write_vessel_dataset
 
-__all__ = ["synthetic_volume", "write_synthetic_dataset"]
+__all__ = ["synthetic_volume", "vessel_tree", "write_synthetic_dataset", "write_vessel_dataset"]
