@@ -28,7 +28,7 @@ def _rank_main(rank: int, init_file: str, files: list[str], out_dir: str) -> Non
             mismatch = str(err)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the bad file on one rank
-            stats = scan_labels(files[rank::WORLD], num_classes=K, progress=False)
+            stats = scan_labels(files[rank::WORLD], num_classes=K, progress=False, shard=False)
         result = stats.all_reduce()
         payload = {"stats": stats.to_json(), "mismatch": mismatch, "same_object": result is stats}
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(payload))

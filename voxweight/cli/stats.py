@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "its voxels, voxel fraction, images containing it, pos_weight (negatives / positives, "
                     "voxel level) and balanced class weight (voxels / (K * class voxels)). Unreadable files "
                     "are skipped and listed (stderr, and the JSON), and make the exit code 1 unless --allow-skipped; "
-                    "--strict stops at the first one.",
+                    "--strict stops at the first one. Under torchrun (torchrun --nproc-per-node N -m voxweight "
+                    "stats ...) each rank counts its share of the files and rank 0 alone prints and writes the "
+                    "same output as one process.",
     )
     parser.add_argument("labels", nargs="+", metavar="LABELS",
                         help="label files (.nii, .nii.gz) or directories holding them")
@@ -34,6 +36,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Under torchrun: join the ranks (gloo) for the scan; rank 0 reports, the others stay quiet."""
+    from voxweight.cli.atomic import DataError, UsageError
+    from voxweight.stats.distributed import torchrun_process_group
+
+    with torchrun_process_group("gloo") as (rank, _):
+        try:
+            return _stats(args, rank)
+        except UsageError:
+            if rank == 0:
+                raise
+            return 2
+        except (DataError, ValueError, TypeError, OSError):  # raised on every rank: rank 0 prints it
+            if rank == 0:
+                raise
+            return 1
+
+
+def _stats(args: argparse.Namespace, rank: int) -> int:
     import json
     import warnings
 
@@ -52,13 +72,15 @@ def _run(args: argparse.Namespace) -> int:
             if len(files) == 1 and first in str(err):  # the only file is unreadable: name it first
                 raise DataError(files[0], str(err).split(first, 1)[1].removesuffix(")")) from None
             raise
+    code = 1 if stats.skipped and not args.allow_skipped else 0
+    if rank != 0:  # every rank holds the same stats (and exit code); rank 0 alone writes and prints
+        return code
     if args.json:
         payload = json.loads(stats.to_json())
         payload.update(_weights(stats))
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     for path, reason in stats.skipped:
         print(f"voxweight stats: skipped {path}: {reason}", file=sys.stderr)
-    code = 1 if stats.skipped and not args.allow_skipped else 0
     try:
         print(format_table(stats))
         print(summary(len(files), len(stats.skipped), allowed=args.allow_skipped))

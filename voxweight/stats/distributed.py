@@ -1,17 +1,24 @@
-"""Summing label counts over the ranks of a ``torch.distributed`` group (one collective per kind of count).
+"""Label counts over the ranks of a ``torch.distributed`` group: sums, shards, and torchrun's process group.
 
-:meth:`voxweight.LabelStats.all_reduce` wraps :func:`all_reduce_counts`, which works on plain counts.
+:meth:`voxweight.LabelStats.all_reduce` wraps :func:`all_reduce_counts`, which works on plain counts;
+:func:`voxweight.scan_labels` splits its files by :func:`shard_rank` and agrees with the other ranks through
+:func:`all_gather_objects`; ``voxweight stats`` joins torchrun's ranks with :func:`torchrun_process_group`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["all_reduce_counts"]
+__all__ = ["TORCHRUN_ENV", "all_gather_objects", "all_reduce_counts", "shard_rank", "torchrun_process_group"]
+
+# The variables torchrun (and torch.distributed.launch) set for each rank it starts.
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR")
 
 
 def all_reduce_counts(num_classes: int, voxels: int, images: int, positives: np.ndarray, images_with: np.ndarray,
@@ -75,3 +82,93 @@ def all_reduce_counts(num_classes: int, voxels: int, images: int, positives: np.
     total_voxels, total_images = (int(v) for v in ints.cpu())
     all_skipped = [tuple(item) for part in gathered for item in part]
     return total_voxels, total_images, sums[:num_classes].copy(), sums[num_classes:].copy(), all_skipped
+
+
+def shard_rank(shard: bool | None) -> tuple[int, int]:
+    """``(rank, world_size)`` of this process for a scan split by rank; ``(0, 1)`` for a scan alone.
+
+    Args:
+        shard: ``None`` splits when a default process group is initialised, ``True`` requires one,
+            ``False`` never splits.
+
+    Returns:
+        The rank and world size of the default group, or ``(0, 1)``.
+
+    Raises:
+        ValueError: for ``shard=True`` without an initialised process group.
+
+    Example:
+        >>> shard_rank(None), shard_rank(False)  # no process group here
+        ((0, 1), (0, 1))
+    """
+    import torch.distributed as dist
+
+    initialised = dist.is_available() and dist.is_initialized()
+    if shard is False or (shard is None and not initialised):
+        return 0, 1
+    if not initialised:
+        raise ValueError("shard: expected an initialised torch.distributed process group for shard=True "
+                         "(call torch.distributed.init_process_group first, or launch with torchrun), got none; "
+                         "pass shard=None to scan alone when there is none")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable), in rank order: a collective of the default group.
+
+    Args:
+        obj: this rank's contribution.
+
+    Returns:
+        ``[obj of rank 0, obj of rank 1, ...]``, the same list on every rank.
+
+    Example:
+        >>> import torch.distributed as dist
+        >>> dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        >>> all_gather_objects({"files": 3})
+        [{'files': 3}]
+        >>> dist.destroy_process_group()
+    """
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+@contextlib.contextmanager
+def torchrun_process_group(backend: str = "gloo") -> Iterator[tuple[int, int]]:
+    """Join the ranks torchrun started for the duration of a block; ``(rank, world_size)`` inside it.
+
+    When this process was started by torchrun (``RANK``, ``WORLD_SIZE`` and ``MASTER_ADDR`` are set) and
+    no process group exists yet, the default group is initialised from that environment (``env://``) and
+    destroyed when the block ends, however it ends. An existing group is used as it is (and left alone);
+    without torchrun's variables nothing is initialised and the block runs as rank 0 of 1.
+
+    Args:
+        backend: the backend of a group this function initialises (``"gloo"``: counts travel on CPU).
+
+    Yields:
+        This process's rank and the world size.
+
+    Example:
+        >>> with torchrun_process_group() as (rank, world):  # not under torchrun: alone
+        ...     rank, world
+        (0, 1)
+    """
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        yield 0, 1
+        return
+    if dist.is_initialized():
+        yield dist.get_rank(), dist.get_world_size()
+        return
+    if not all(name in os.environ for name in TORCHRUN_ENV):
+        yield 0, 1
+        return
+    dist.init_process_group(backend, init_method="env://")
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+    finally:
+        dist.destroy_process_group()
