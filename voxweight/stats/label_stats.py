@@ -18,6 +18,7 @@ from voxweight.checks import check_range
 from voxweight.stats import weights as cw
 from voxweight.stats.counting import as_target_tensor, count_labels, count_on_device
 from voxweight.stats.distributed import all_reduce_counts
+from voxweight.stats.from_pipeline import stats_from_pipeline
 from voxweight.stats.serialise import counts_from_json, counts_to_json
 
 __all__ = ["LEVELS", "LabelStats"]
@@ -40,8 +41,7 @@ class LabelStats:
     ``[1:]`` when the network has no background channel.
 
     Attributes:
-        num_classes: number of classes ``K``, the constructor's argument (an int >= 1, else
-            ``TypeError``/``ValueError``).
+        num_classes: number of classes ``K``, the constructor's argument (int >= 1, else ``TypeError``/``ValueError``).
         positives: ``[K]`` float64, positive voxels per class.
         voxels: total voxels counted (int).
         images: images counted (int).
@@ -246,8 +246,7 @@ class LabelStats:
         """The counts per class at ``level`` (clipped to the total) and that total."""
         level = look_up_option("level", level, LEVELS)
         if self.images == 0 or self.voxels == 0:
-            raise ValueError("LabelStats: expected counts from update(), update_labels() or scan_labels(), "
-                             "got no data")
+            raise ValueError("LabelStats: expected counts from update(), update_labels() or scan_labels(), got no data")
         if level == "voxel":
             return np.minimum(self.positives, self.voxels), self.voxels
         return np.minimum(self.images_with, self.images), self.images
@@ -292,6 +291,8 @@ class LabelStats:
                 and np.array_equal(self.images_with, other.images_with) and self.skipped == other.skipped)
 
     __hash__ = None  # mutable
+    weight_mass: np.ndarray | None = None  # [K] float64 loss weight per class (from_pipeline); not merged, not JSON
+    from_pipeline = classmethod(stats_from_pipeline)  # LabelStats.from_pipeline(pipeline, items, *, label_key, ...)
 
     def __repr__(self) -> str:
         return (f"LabelStats(num_classes={self.num_classes}, images={self.images}, voxels={self.voxels}, "
