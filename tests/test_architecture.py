@@ -44,8 +44,8 @@ OLD_PATHS = {
 TOP_LEVEL_API = ["BoundaryLoss", "BoundaryLossSchedule", "DeepSupervision", "DiceCESkeletonRecall",
                  "HausdorffDTLoss", "LabelStats", "SkeletonRecallLoss", "VoxelWeightedBCE", "VoxelWeightedCE",
                  "VoxelWeightedClDice", "VoxelWeightedDice", "VoxelWeightedDiceBCE", "VoxelWeightedDiceCE",
-                 "__version__", "boundary_loss", "boundary_weights", "class_balance_weights", "debias_logits",
-                 "get_value_checks", "hausdorff_dt_loss", "list_pipelines", "load_pipeline",
+                 "__version__", "boundary_loss", "boundary_weights", "class_balance_weights", "crop_prevalence",
+                 "debias_logits", "get_value_checks", "hausdorff_dt_loss", "list_pipelines", "load_pipeline",
                  "multiclass_balance_weights", "pos_weight_from_counts", "scan_labels", "set_value_checks",
                  "skeleton_recall_loss", "tubed_skeleton", "value_checks", "voxel_weighted_bce", "voxel_weighted_ce",
                  "voxel_weighted_cldice", "voxel_weighted_dice"]

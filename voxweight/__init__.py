@@ -29,7 +29,7 @@ from voxweight.losses import (
 )
 from voxweight.maps import boundary_weights, class_balance_weights, multiclass_balance_weights, tubed_skeleton
 from voxweight.pipelines import list_pipelines, load_pipeline
-from voxweight.stats import LabelStats, pos_weight_from_counts, scan_labels
+from voxweight.stats import LabelStats, crop_prevalence, pos_weight_from_counts, scan_labels
 
 __version__ = "0.1.0"
 
@@ -51,6 +51,7 @@ __all__ = [
     "boundary_loss",
     "boundary_weights",
     "class_balance_weights",
+    "crop_prevalence",
     "debias_logits",
     "get_value_checks",
     "hausdorff_dt_loss",

@@ -15,6 +15,7 @@ from voxweight.bench.harness import BenchConfig, BenchResult
 from voxweight.bench.loss import bench_loss
 from voxweight.bench.maps import bench_distance, bench_unet
 from voxweight.bench.memory import bench_memory
+from voxweight.bench.prevalence import bench_prevalence
 from voxweight.bench.roofline import bench_roofline
 from voxweight.bench.scan import bench_scan
 from voxweight.bench.sdm import bench_sdm
@@ -28,7 +29,7 @@ CASES: Mapping[str, Case] = MappingProxyType({
     "loss": bench_loss, "memory": bench_memory, "distance": bench_distance, "unet": bench_unet, "scan": bench_scan,
     "roofline": bench_roofline, "compound": bench_compound, "ds": bench_ds, "edt": bench_edt,
     "hausdorff": bench_hausdorff, "sdm": bench_sdm, "unet_device": bench_unet_device, "skeleton": bench_skeleton,
-    "cldice": bench_cldice,
+    "cldice": bench_cldice, "prevalence": bench_prevalence,
 })  # read-only: a new case is a module of this package plus one entry here
 GPU_CASES = ("roofline", "unet_device")  # run by default only with a CUDA device (CPU figures say nothing)
 
