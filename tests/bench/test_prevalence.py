@@ -14,7 +14,7 @@ import numpy as np
 import voxweight.bench.prevalence as bench_module
 from voxweight.bench import BenchConfig
 from voxweight.bench.prevalence import bench_prevalence, roi_for
-from voxweight.bench.scan import NUM_CLASSES, nested_balls
+from voxweight.bench.volumes import NUM_CLASSES, nested_balls
 from voxweight.stats.prevalence import crop_prevalence
 
 

@@ -16,7 +16,8 @@ import voxweight.bench.scan as bench_scan_module
 import voxweight.stats.counting as lc
 from voxweight import scan_labels
 from voxweight.bench import BenchConfig, run_bench
-from voxweight.bench.scan import NUM_CLASSES, bench_scan, nested_balls
+from voxweight.bench.scan import bench_scan
+from voxweight.bench.volumes import NUM_CLASSES, nested_balls
 from voxweight.stats.counting import count_labels, run_lengths
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import voxweight.stats.nifti as nc
 from voxweight import scan_labels
-from voxweight.bench.scan import nested_balls
+from voxweight.bench.volumes import nested_balls
 from voxweight.stats.images import LabelFileError
 from voxweight.stats.nifti import slab_slicers, stream_label_counts
 

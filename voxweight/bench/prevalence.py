@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
-from voxweight.bench.scan import DTYPES, NUM_CLASSES, nested_balls
+from voxweight.bench.volumes import DTYPES, NUM_CLASSES, nested_balls
 
 __all__ = ["bench_prevalence", "roi_for"]
 

@@ -17,23 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
-
-NUM_CLASSES = 5
-DTYPES = (np.uint8, np.int16, np.uint8, np.float32)
-
-
-def nested_balls(size: int, seed: int) -> np.ndarray:
-    """A ``size^3`` uint8 label map: a random ball of class 1 holding balls of classes 2-4, rest 0."""
-    rng = np.random.default_rng(seed)
-    grid = np.ogrid[tuple(slice(0, size) for _ in range(3))]
-    labels = np.zeros((size,) * 3, dtype=np.uint8)
-    center, radius = rng.uniform(0.35, 0.65, 3) * size, rng.uniform(0.25, 0.4) * size
-    for k in range(1, NUM_CLASSES):
-        inside = sum((g - c) ** 2 for g, c in zip(grid, center, strict=True)) <= radius**2
-        labels[inside] = k
-        center = center + rng.uniform(-0.3, 0.3, 3) * radius
-        radius *= rng.uniform(0.4, 0.6)
-    return labels
+from voxweight.bench.volumes import DTYPES, NUM_CLASSES, nested_balls
 
 
 def bench_scan(config: BenchConfig) -> list[BenchResult]:

@@ -1,4 +1,6 @@
-"""What the benchmark cases share: separated balls (a countable set of objects), the spacing and bonus."""
+"""What the benchmark cases share: separated balls (a countable set of objects), nested balls (label files
+with five classes), the spacing and bonus.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +8,12 @@ import math
 
 import numpy as np
 
-__all__ = ["SIGMA", "SPACING", "W0", "separated_balls"]
+__all__ = ["DTYPES", "NUM_CLASSES", "SIGMA", "SPACING", "W0", "nested_balls", "separated_balls"]
 
 SPACING = (2.0, 0.8, 0.8)  # anisotropic, as in a thick-slice CT (axis order of the array)
 W0, SIGMA = 10.0, 5.0  # the boundary maps' bonus height and width
+NUM_CLASSES = 5  # the label files of the scan and prevalence cases
+DTYPES = (np.uint8, np.int16, np.uint8, np.float32)  # their on-disk dtypes
 
 
 def separated_balls(size: int, count: int, seed: int = 0) -> np.ndarray:
@@ -34,3 +38,17 @@ def separated_balls(size: int, count: int, seed: int = 0) -> np.ndarray:
         ball[tuple(np.clip(np.round(centre).astype(int), 0, extent.astype(int) - 1))] = True  # never empty
         objects[box][ball] = k
     return objects
+
+
+def nested_balls(size: int, seed: int) -> np.ndarray:
+    """A ``size^3`` uint8 label map: a random ball of class 1 holding balls of classes 2-4, rest 0."""
+    rng = np.random.default_rng(seed)
+    grid = np.ogrid[tuple(slice(0, size) for _ in range(3))]
+    labels = np.zeros((size,) * 3, dtype=np.uint8)
+    center, radius = rng.uniform(0.35, 0.65, 3) * size, rng.uniform(0.25, 0.4) * size
+    for k in range(1, NUM_CLASSES):
+        inside = sum((g - c) ** 2 for g, c in zip(grid, center, strict=True)) <= radius**2
+        labels[inside] = k
+        center = center + rng.uniform(-0.3, 0.3, 3) * radius
+        radius *= rng.uniform(0.4, 0.6)
+    return labels
