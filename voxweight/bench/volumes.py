@@ -1,5 +1,7 @@
-"""What the benchmark cases share: separated balls (a countable set of objects), nested balls (label files
-with five classes), the spacing and bonus.
+"""What the benchmark cases share: separated and nested balls, the spacing and the bonus.
+
+Separated balls are a countable set of objects (the U-Net maps); nested balls are label files with five classes
+(the scan and prevalence cases).
 """
 
 from __future__ import annotations
