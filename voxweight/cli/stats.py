@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "are skipped and listed (stderr, and the JSON), and make the exit code 1 unless --allow-skipped; "
                     "--strict stops at the first one. Under torchrun (torchrun --nproc-per-node N -m voxweight "
                     "stats ...) each rank counts its share of the files and rank 0 alone prints and writes the "
-                    "same output as one process.",
+                    "same output as one process. With --roi-size it also prints the prevalence inside the training "
+                    "crops (RandCropByPosNegLabeld's --pos/--neg, or nnU-Net's --oversample-foreground) and the "
+                    "weights that balance them.",
     )
     parser.add_argument("labels", nargs="+", metavar="LABELS",
                         help="label files (.nii, .nii.gz) or directories holding them")
@@ -32,6 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-skipped", action="store_true",
                         help="exit 0 even when files were skipped (they are still listed)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    crops = parser.add_argument_group("what the loss sees in training crops (voxweight.crop_prevalence)")
+    crops.add_argument("--roi-size", type=int, nargs="+", metavar="N",
+                       help="crop size in voxels (one per axis): also print the crops' prevalence and weights")
+    crops.add_argument("--pos", type=float, default=1.0, help="RandCropByPosNegLabeld's pos (default 1)")
+    crops.add_argument("--neg", type=float, default=1.0, help="RandCropByPosNegLabeld's neg (default 1)")
+    crops.add_argument("--oversample-foreground", type=float, metavar="F",
+                       help="nnU-Net's rule instead: this fraction of crops forced to hold foreground")
     parser.set_defaults(func=_run)
 
 
@@ -75,19 +84,48 @@ def _stats(args: argparse.Namespace, rank: int) -> int:
     code = 1 if stats.skipped and not args.allow_skipped else 0
     if rank != 0:  # every rank holds the same stats (and exit code); rank 0 alone writes and prints
         return code
+    crops = _crops(args, files, stats)
     if args.json:
         payload = json.loads(stats.to_json())
         payload.update(_weights(stats))
+        if crops is not None:
+            payload["crops"] = {**json.loads(crops.to_json()), **_weights(crops), "roi_size": args.roi_size,
+                                "pos": args.pos, "neg": args.neg, "oversample_foreground": args.oversample_foreground}
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     for path, reason in stats.skipped:
         print(f"voxweight stats: skipped {path}: {reason}", file=sys.stderr)
     try:
         print(format_table(stats))
+        if crops is not None:
+            from voxweight.stats import format_prevalence
+
+            print(f"\ntraining crops {args.roi_size}, " + (f"oversample_foreground {args.oversample_foreground:g}"
+                  if args.oversample_foreground is not None else f"pos {args.pos:g} / neg {args.neg:g}") +
+                  " (expected counts; the crops' weights balance what the loss sees):")
+            print(format_prevalence(stats, crops))
         print(summary(len(files), len(stats.skipped), allowed=args.allow_skipped))
         sys.stdout.flush()
     except BrokenPipeError:  # `voxweight stats ... | head`: the reader has what it wanted
         quiet_broken_pipe()
     return code
+
+
+def _crops(args: argparse.Namespace, files: list[str], stats: Any) -> Any:
+    """The crops' expected counts (:func:`voxweight.crop_prevalence`) over the counted files, or None."""
+    if args.roi_size is None:
+        for flag, value, default in (("--pos", args.pos, 1.0), ("--neg", args.neg, 1.0),
+                                     ("--oversample-foreground", args.oversample_foreground, None)):
+            if value != default:
+                from voxweight.cli.atomic import UsageError
+
+                raise UsageError(f"{flag}: needs --roi-size (the crop size), got {flag} {value:g} without it")
+        return None
+    from voxweight.stats import crop_prevalence
+
+    skipped = {path for path, _ in stats.skipped}
+    return crop_prevalence([f for f in files if f not in skipped], roi_size=args.roi_size, pos=args.pos,
+                           neg=args.neg, num_classes=stats.num_classes,
+                           oversample_foreground=args.oversample_foreground)
 
 
 def summary(files: int, skipped: int, *, allowed: bool = False) -> str:
