@@ -75,9 +75,16 @@ def test_train_class_balanced_weights_follow_label_through_crops_and_flips(items
     _train_step(batch, voxweight.VoxelWeightedBCE(), batch["label_weight"])
 
 
-def test_train_class_balanced_default_is_balanced(items):
-    """Oracle: 'balanced' on the resampled volume gives mean weight 1 before cropping (sklearn's balanced)."""
+def test_train_class_balanced_default_rebalances_once(items):
+    """Default: weights 1 (the pos/neg crops rebalance), 0 only on the padding the crops may add."""
     pipe = load_pipeline("train_class_balanced", **SMALL)
+    d = Compose(pipe.transforms[:6])(items[0])  # load ... ClassBalanceWeightd
+    torch.testing.assert_close(d["label_weight"].as_tensor(), torch.ones_like(d["label"].as_tensor()).float())
+
+
+def test_train_class_balanced_per_volume_balance_on_request(items):
+    """Oracle: 'balanced' on the resampled volume gives mean weight 1 before cropping (sklearn's balanced)."""
+    pipe = load_pipeline("train_class_balanced", fg_weight=None, bg_weight=None, **SMALL)
     before_crop = Compose(pipe.transforms[:6])  # load ... ClassBalanceWeightd
     d = before_crop(items[0])
     assert float(d["label_weight"].mean()) == pytest.approx(1.0, rel=1e-5)
@@ -98,13 +105,23 @@ def test_train_boundary_adds_unet_bonus_on_background(items):
 
 
 def test_train_boundary_map_before_crop_is_unet_formula_in_mm(items):
-    """Oracle: class_balance_weights + boundary_weights(spacing=pixdim) - 1 on the resampled label."""
-    pipe = load_pipeline("train_boundary", pixdim=[1.5, 1.5, 2.5], sigma=3.0)
+    """Oracle: class_balance_weights + boundary_weights(spacing=pixdim) - 1 on the resampled label (per-volume
+    balance asked for with null weights; by default the class weights are 1, tested below)."""
+    pipe = load_pipeline("train_boundary", pixdim=[1.5, 1.5, 2.5], sigma=3.0, fg_weight=None, bg_weight=None)
     d = Compose(pipe.transforms[:7])(items[0])  # load ... ClassBalanceWeightd, BoundaryWeightd
     lab = d["label"].as_tensor()
     bonus = voxweight.boundary_weights(lab, sigma=3.0, spacing=(1.5, 1.5, 2.5)) - 1
     torch.testing.assert_close(d["label_weight"].as_tensor(), voxweight.class_balance_weights(lab) + bonus)
     assert float(bonus.max()) > 1.0  # the two balls are close enough for a visible bonus
+
+
+def test_train_boundary_default_is_the_bonus_on_weights_one(items):
+    """Oracle: 1 + boundary_weights(spacing=pixdim) - 1 on the resampled label: the crops rebalance, not the map."""
+    pipe = load_pipeline("train_boundary", pixdim=[1.5, 1.5, 2.5], sigma=3.0)
+    d = Compose(pipe.transforms[:7])(items[0])
+    lab = d["label"].as_tensor()
+    torch.testing.assert_close(d["label_weight"].as_tensor(), voxweight.boundary_weights(lab, sigma=3.0,
+                                                                                         spacing=(1.5, 1.5, 2.5)))
 
 
 def test_train_boundary_with_w0_zero_is_class_balance(items):

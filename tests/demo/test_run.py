@@ -57,9 +57,12 @@ def test_quick_demo_is_deterministic_and_writes_a_figure(tmp_path):
     a = run_demo(tmp_path / "a", quick=True, seed=3)
     b = run_demo(tmp_path / "b", quick=True, seed=3)
     assert a.results == b.results
-    assert [r.name for r in a.results] == ["plain BCE", "pos_weight (dataset)", "class balance + boundary map"]
+    assert [r.name for r in a.results] == ["plain BCE", "pos_weight (crops)", "class balance + boundary map"]
     assert 0.005 < a.foreground_fraction < 0.05
     assert a.pos_weight == pytest.approx((1 - a.foreground_fraction) / a.foreground_fraction)
+    # quick: the crop is the whole volume, so the crops' prevalence is the volumes' (hand case of crop_prevalence)
+    assert a.crop_fraction == pytest.approx(a.foreground_fraction, rel=1e-9)
+    assert a.crop_pos_weight == pytest.approx((1 - a.crop_fraction) / a.crop_fraction)
     picture = matplotlib.image.imread(a.figure)
     assert picture.shape[0] > 100 and picture.shape[1] > 500 and picture.std() > 0.05
     for r in a.results:
@@ -75,6 +78,7 @@ def test_cli_demo_prints_table(tmp_path, capsys):
     assert main(["demo", "--quick", "--seed", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "pos_weight" in out and "bnd.dice" in out and "class balance + boundary map" in out
+    assert "training crops (pos/neg 1:1)" in out
     assert "threshold 0.5 (debiased)" in out and " AP " in out  # the header states its threshold
     for column in ("bnd.dice", "AP", "best dice", "thr", "max p", "ECE raw", "ECE debiased"):
         assert any(line.startswith(column + " ") for line in out.splitlines()), column  # the legend defines it

@@ -42,6 +42,9 @@ def _run(args: argparse.Namespace) -> int:
         bar.close()
     print(f"training labels: {100 * report.foreground_fraction:.2f}% foreground -> pos_weight "
           f"{report.pos_weight:.1f} (negatives / positives)")
+    if report.crop_fraction is not None:
+        print(f"training crops (pos/neg 1:1): {100 * report.crop_fraction:.2f}% foreground -> pos_weight "
+              f"{report.crop_pos_weight:.1f}: the weights used, and the prior debias_logits undoes")
     print(format_table(report.results))
     print()
     print(format_legend())

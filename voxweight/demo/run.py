@@ -1,12 +1,15 @@
 """``voxweight demo``: what weighting does, measured, on NIfTI volumes built on the fly.
 
 Writes a small imbalanced 3D dataset as NIfTI (small and touching objects, about 1.5% foreground,
-anisotropic voxels), scans its label statistics, and trains the same small MONAI U-Net three times
-with the ``train_boundary`` YAML pipeline: plain BCE, BCE with the dataset's ``pos_weight``, and BCE
-with the pipeline's class-balance + boundary map. Reports Dice, recall, precision and boundary-region
-Dice at the threshold 0.5, the threshold-free average precision, the best Dice over a grid of
-thresholds, and the calibration error before and after :func:`voxweight.debias_logits`, and saves a
-figure (:mod:`~voxweight.demo.table` defines every column).
+anisotropic voxels), scans its label statistics and the crops' (:func:`voxweight.crop_prevalence`), and
+trains the same small MONAI U-Net three times with the ``train_boundary`` YAML pipeline (pos/neg crops
+1:1): plain BCE, BCE with the crops' ``pos_weight``, and BCE with the pipeline's boundary map on fixed
+class weights that balance the crops, so the data is rebalanced once: by the sampler, then by weights
+measured on what it yields. Reports Dice, recall, precision and boundary-region Dice at the threshold
+0.5, the threshold-free average precision, the best Dice over a grid of thresholds, and the calibration
+error before and after :func:`voxweight.debias_logits` (which undoes the loss weight and the sampler: the
+crops' prevalence against the volumes'), and saves a figure (:mod:`~voxweight.demo.table` defines every
+column).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class DemoReport:
     out_dir: Path
     figure: Path
     notes: list[str] = field(default_factory=list)
+    crop_fraction: float | None = None  # the foreground fraction inside the training crops (crop_prevalence)
+    crop_pos_weight: float | None = None  # the pos_weight that balances the crops
 
 
 @dataclass(frozen=True)
@@ -85,47 +90,52 @@ def run_demo(out_dir: str | Path | None = None, *, quick: bool = False, seed: in
     Example:
         >>> report = run_demo(quick=True)
         >>> [row.name for row in report.results]
-        ['plain BCE', 'pos_weight (dataset)', 'class balance + boundary map']
+        ['plain BCE', 'pos_weight (crops)', 'class balance + boundary map']
     """
-    from voxweight.stats import scan_labels
+    from voxweight.stats import crop_prevalence, scan_labels
 
     setup = _QUICK if quick else _FULL
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="voxweight-demo-"))
     train = write_synthetic_dataset(out / "train", setup.n_train, shape=setup.shape, spacing=_SPACING, seed=seed)
     test = write_synthetic_dataset(out / "test", setup.n_test, shape=setup.shape, spacing=_SPACING,
                                    seed=seed + 1000)
-    stats = scan_labels([item["label"] for item in train], num_classes=2, progress=False)
-    pos_weight = float(stats.pos_weight()[1])
-    fraction = 1.0 / (1.0 + pos_weight)
-    runs = {
+    labels_files = [item["label"] for item in train]
+    stats = scan_labels(labels_files, num_classes=2, progress=False)
+    crops = crop_prevalence(labels_files, roi_size=setup.roi, num_classes=2)  # the pipeline's pos 1 / neg 1 crops
+    pos_weight, crop_pos_weight = float(stats.pos_weight()[1]), float(crops.pos_weight()[1])
+    fraction, crop_fraction = 1.0 / (1.0 + pos_weight), 1.0 / (1.0 + crop_pos_weight)
+    fg, bg = (float(w) for w in crops.class_weight("balanced")[[1, 0]])  # fixed map weights: balance the crops
+    runs = {  # rebalanced once: the sampler, then weights measured on the crops; every model is debiased for both
         "plain BCE": (VoxelWeightedBCE(), False, 1.0),
-        "pos_weight (dataset)": (VoxelWeightedBCE(pos_weight=pos_weight), False, pos_weight),
-        "class balance + boundary map": (VoxelWeightedBCE(), True, pos_weight),
+        "pos_weight (crops)": (VoxelWeightedBCE(pos_weight=crop_pos_weight), False, crop_pos_weight),
+        "class balance + boundary map": (VoxelWeightedBCE(), True, fg / bg),
     }
-    loader = _train_loader(train, setup, seed)
+    loader = _train_loader(train, setup, seed, fg, bg)
     images, labels = load_test_volumes(test)
     results, probabilities = [], {}
     for name, (loss_fn, use_map, shift) in runs.items():
         net = _train(loader, loss_fn, use_map, setup.steps, seed, progress, name)
         with torch.no_grad():
             logits = torch.cat([net(image[None]) for image in images])
-        results.append(evaluate(name, logits, labels, shift))
-        probabilities[name] = torch.sigmoid(debias_logits(logits, shift))
+        results.append(evaluate(name, logits, labels, shift, train_prior=crop_fraction, deploy_prior=fraction))
+        probabilities[name] = torch.sigmoid(debias_logits(logits, shift, train_prior=crop_fraction,
+                                                          deploy_prior=fraction))
     figure = save_figure(out / "demo.png", images, labels, probabilities, test[0]["label"], _SPACING, _BOUNDARY,
                          threshold=THRESHOLD)
     notes = [f"{r.name}: its highest probability is {r.max_probability:.2f}, below {THRESHOLD:g}, so it predicts "
              f"nothing at {THRESHOLD:g}; at threshold {r.best_threshold:.2f} its Dice is {r.best_dice:.3f}"
              for r in results if r.max_probability <= THRESHOLD]
-    return DemoReport(results, fraction, pos_weight, out, figure, notes)
+    return DemoReport(results, fraction, pos_weight, out, figure, notes, crop_fraction, crop_pos_weight)
 
 
-def _train_loader(items: list[dict[str, str]], setup: _Setup, seed: int) -> torch.utils.data.DataLoader:
+def _train_loader(items: list[dict[str, str]], setup: _Setup, seed: int, fg_weight: float, bg_weight: float
+                  ) -> torch.utils.data.DataLoader:
     from monai.data import CacheDataset, DataLoader
 
     from voxweight.pipelines import load_pipeline
 
     pipeline = load_pipeline("train_boundary", pixdim=list(_SPACING), roi_size=list(setup.roi), num_samples=2,
-                             **_BOUNDARY)
+                             fg_weight=fg_weight, bg_weight=bg_weight, **_BOUNDARY)
     pipeline.set_random_state(seed)
     dataset = CacheDataset(items, transform=pipeline, cache_rate=1.0, num_workers=0, progress=False)
     return DataLoader(dataset, batch_size=2, shuffle=True, num_workers=0,
@@ -191,10 +201,13 @@ def load_test_volumes(items: list[dict[str, str]], spacing: tuple[float, ...] = 
 
 
 def evaluate(name: str, logits: torch.Tensor, labels: list[np.ndarray], shift: float,
-             spacing: tuple[float, ...] = _SPACING) -> DemoResult:
+             spacing: tuple[float, ...] = _SPACING, *, train_prior: float | None = None,
+             deploy_prior: float | None = None) -> DemoResult:
     """Held-out metrics of one model, from its logits and the positive weight it was trained with.
 
-    With ``p = sigmoid(debias_logits(logits, shift))``: Dice, recall and precision of ``p > 0.5`` over
+    With ``p = sigmoid(debias_logits(logits, shift, train_prior=, deploy_prior=))`` (the loss weight's shift and,
+    with the priors, the sampler's: the crops' foreground fraction against the full volumes'): Dice, recall
+    and precision of ``p > 0.5`` over
     all voxels, its Dice within 2 mm of the label's interface, the threshold-free average precision
     (voxels ranked by logit), the best Dice of ``p > t`` over ``t`` in 0.05, 0.10, ..., 0.95 and that
     ``t``, the highest ``p``, and the expected calibration error of ``sigmoid(logits)`` and of ``p``.
@@ -206,6 +219,8 @@ def evaluate(name: str, logits: torch.Tensor, labels: list[np.ndarray], shift: f
         labels: ``V`` boolean labels ``[*spatial]``.
         shift: the positive weight to undo (1 for an unweighted model).
         spacing: voxel size in mm, for the boundary region.
+        train_prior: the foreground fraction the model was trained on (its crops'), or None.
+        deploy_prior: the foreground fraction where it is used (the full volumes'), or None.
 
     Returns:
         A :class:`~voxweight.demo.table.DemoResult`.
@@ -219,7 +234,8 @@ def evaluate(name: str, logits: torch.Tensor, labels: list[np.ndarray], shift: f
         (1.0, 1.0, 1.0, 1.0)
     """
     raw = torch.sigmoid(logits).numpy()[:, 0]
-    fixed = torch.sigmoid(debias_logits(logits, shift)).numpy()[:, 0]
+    corrected = debias_logits(logits, shift, train_prior=train_prior, deploy_prior=deploy_prior)
+    fixed = torch.sigmoid(corrected).numpy()[:, 0]
     truth = np.stack(labels)
     predicted = fixed > THRESHOLD
     dice, recall, precision = overlap_scores(predicted, truth)

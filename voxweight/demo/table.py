@@ -78,11 +78,11 @@ def format_legend() -> str:
 
     Example:
         >>> print(format_legend().splitlines()[0])
-        debiased      probabilities sigmoid(logit - log pos_weight) (debias_logits); plain BCE is not shifted
+        debiased      debias_logits: sigmoid(logit - log r - logit(crop prev.) + logit(volume prev.)), r fg/bg
     """
     grid = f"{DICE_THRESHOLDS[0]:.2f}, {DICE_THRESHOLDS[1]:.2f}, ..., {DICE_THRESHOLDS[-1]:.2f}"
     rows = [
-        ("debiased", "probabilities sigmoid(logit - log pos_weight) (debias_logits); plain BCE is not shifted"),
+        ("debiased", "debias_logits: sigmoid(logit - log r - logit(crop prev.) + logit(volume prev.)), r fg/bg"),
         ("dice", f"Dice 2TP / (2TP + FP + FN) of {{debiased probability > {THRESHOLD:g}}}, all held-out voxels"),
         ("recall", f"TP / (TP + FN) at {THRESHOLD:g}: the share of foreground voxels found"),
         ("precision", f"TP / (TP + FP) at {THRESHOLD:g}: the share of predicted voxels that are foreground"),
