@@ -238,3 +238,68 @@ def test_no_warning_and_json_round_trip():
         warnings.simplefilter("error")
         stats = crop_prevalence([blobs((7, 7, 7), 3, 9)], roi_size=3)
     assert LabelStats.from_json(stats.to_json()) == stats
+
+
+def brute_expectations(label, weights, roi, k):
+    """Every start enumerated: sum_t W(t) C_k(t) and sum_t W(t) [C_k(t) > 0], crops cut out one by one."""
+    counts, presence = np.zeros(k), np.zeros(k)
+    for start in np.ndindex(*weights.shape):
+        n = np.bincount(label[tuple(slice(a, a + s) for a, s in zip(start, roi, strict=True))].ravel(), minlength=k)
+        counts += weights[start] * n
+        presence += weights[start] * (n > 0)
+    return counts, presence
+
+
+@pytest.mark.parametrize(("shape", "roi"), [((13, 9, 11), (4, 7, 2)), ((8, 12, 10), (8, 3, 9)), ((15, 6), (2, 5))])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_box_sums_equal_brute_force_on_random_labels(shape, roi, order, rng, monkeypatch):
+    """Random labels of 7 classes, random start weights, both memory orders, classes boxed in groups of 2."""
+    from voxweight.stats import crop_windows
+
+    monkeypatch.setattr(crop_windows, "GROUP_BYTES", 2 * math.prod(shape))
+    label = np.asarray(rng.integers(0, 7, shape), dtype=np.uint8, order=order)
+    label[label == 5] = 0  # one class absent
+    weights = rng.uniform(size=tuple(n - s + 1 for n, s in zip(shape, roi, strict=True)))
+    weights /= weights.sum()
+    counts, presence = crop_windows.crop_expectations(label, weights, roi, 6, 8)
+    expected_counts, expected_presence = brute_expectations(label, weights, roi, 8)
+    np.testing.assert_allclose(counts, expected_counts, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(presence, expected_presence, rtol=1e-12, atol=1e-12)
+    assert counts[5] == 0 and presence[5] == 0 and counts[7] == 0
+
+
+def test_fortran_volume_equals_its_c_copy_in_both_modes(rng):
+    label = blobs((12, 10, 9), 4, seed=4)
+    fortran = np.asfortranarray(label)
+    for kwargs in ({"pos": 2.0, "neg": 1.0}, {"oversample_foreground": 0.4}):
+        a = crop_prevalence([label], roi_size=(5, 4, 6), **kwargs)
+        b = crop_prevalence([fortran], roi_size=(5, 4, 6), **kwargs)
+        np.testing.assert_allclose(a.positives, b.positives, rtol=1e-12)
+        np.testing.assert_allclose(a.images_with, b.images_with, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32])
+def test_read_label_volume_equals_nibabels_load(tmp_path, dtype, rng):
+    from voxweight.stats.nifti import SLAB_VOXELS, read_label_volume
+
+    data = rng.integers(0, 300 if dtype != np.uint8 else 5, (70, 60, 130)).astype(dtype)  # several slabs
+    assert data.size > 2 * SLAB_VOXELS
+    image = nib.Nifti1Image(data, np.eye(4))
+    if dtype == np.int16:
+        image.header.set_slope_inter(2.0, 1.0)  # scaled: stored values 2 v + 1
+    nib.save(image, str(tmp_path / "a.nii.gz"))
+    labels, _ = read_label_volume(str(tmp_path / "a.nii.gz"))
+    expected = np.asanyarray(nib.load(str(tmp_path / "a.nii.gz")).dataobj)
+    assert np.array_equal(labels, expected) and labels.dtype.kind == "u" and labels.flags.f_contiguous
+    assert labels.dtype == np.min_scalar_type(int(expected.max()))
+
+
+def test_read_label_volume_rejects_negative_and_fractional(tmp_path):
+    from voxweight.stats.nifti import read_label_volume
+
+    for name, data in (("neg.nii.gz", np.full((3, 3, 3), -1, np.int16)), ("frac.nii.gz", np.full((3, 3), 0.5))):
+        nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / name))
+    with pytest.raises(ValueError, match=r"neg\.nii\.gz: expected labels >= 0"):
+        read_label_volume(str(tmp_path / "neg.nii.gz"))
+    with pytest.raises(ValueError, match="whole-number"):
+        read_label_volume(str(tmp_path / "frac.nii.gz"))

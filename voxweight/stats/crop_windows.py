@@ -2,16 +2,12 @@ r"""Expected label counts inside random crops of one volume, exactly, with box s
 
 A crop of size ``s`` (per axis) starting at ``t`` covers the voxels ``[t, t + s)``. A sampler draws the
 start with probability :math:`W(t)` on the grid of starts that keep the crop inside the (padded) volume.
-With :math:`C_k(t)` the voxels of class ``k`` in the crop at ``t``:
-
-.. math::
-
-    E_k = \sum_t W(t)\, C_k(t), \qquad P_k = \sum_t W(t)\, [C_k(t) > 0]
-
-(:math:`P_k`: the probability that the crop contains class ``k``). The box counts :math:`C_k` come from
-cumulative sums, axis by axis (:func:`box_counts`): one pass over the volume per foreground class, background
-being the rest of the crop; ``W`` lives on the grid of starts, small when the crop is large.
-:func:`monai_start_weights` and :func:`nnunet_start_weights` give ``W`` for the two samplers.
+With :math:`C_k(t)` the voxels of class ``k`` in the crop at ``t``, the expected counts are
+:math:`E_k = \sum_t W(t) C_k(t)` and the probability that the crop holds class ``k`` is
+:math:`P_k = \sum_t W(t) [C_k(t) > 0]`. The box counts :math:`C_k` are window
+sums per axis (:func:`window_sums`) of the classes' indicators stacked: one pass per group of classes, in
+the smallest unsigned dtype, in the array's memory order. ``W`` (on the grid of starts) comes from
+:func:`monai_start_weights` or :func:`nnunet_start_weights`.
 """
 
 from __future__ import annotations
@@ -20,8 +16,20 @@ import math
 
 import numpy as np
 
-__all__ = ["box_counts", "centre_starts", "crop_expectations", "monai_start_weights", "nnunet_start_weights",
-           "pool_centres", "running_sums", "segment_sums"]
+__all__ = ["GROUP_BYTES", "centre_starts", "crop_expectations", "monai_start_weights",
+           "nnunet_start_weights", "pool_centres", "segment_sums", "window_sums"]
+
+GROUP_BYTES = 1 << 24  # the most bytes of class indicators stacked for one pass (16 MiB)
+
+
+def _count_dtype(bound: int) -> type:
+    """The smallest unsigned dtype holding the integers ``0 .. bound``."""
+    return next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if bound <= np.iinfo(t).max)
+
+
+def _along(axis: int, index: int | slice) -> tuple:
+    """An index selecting ``index`` along ``axis`` (everything on the axes before it)."""
+    return (slice(None),) * axis + (index,)
 
 
 def centre_starts(length: int, size: int, lo: int, hi: int) -> np.ndarray:
@@ -43,19 +51,30 @@ def centre_starts(length: int, size: int, lo: int, hi: int) -> np.ndarray:
     return np.clip(np.arange(length, dtype=np.int64) - size // 2, lo, hi)
 
 
+def _c_frame(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``x`` as a C-ordered view: its transpose when it is stored in Fortran order (NIfTI's), and whether so."""
+    flipped = x.ndim > 1 and x.flags.f_contiguous and not x.flags.c_contiguous
+    return (x.T, True) if flipped else (x, False)
+
+
+def _axis_order(lengths: tuple[int, ...], outs: tuple[int, ...]) -> list[int]:
+    """The axes to reduce: those that shrink most first, the last (contiguous) one last."""
+    return [*sorted(range(len(lengths) - 1), key=lambda a: outs[a] / lengths[a]), len(lengths) - 1]
+
+
 def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...], hi: tuple[int, ...]
                  ) -> np.ndarray:
     """Sum centre weights onto the crop starts they give (:func:`centre_starts` on each axis).
 
     Args:
-        centres: a weight (or 0/1 indicator) per voxel.
+        centres: a weight (or 0/1 indicator) per voxel, in C or Fortran order.
         size: crop size per axis.
         lo: smallest start per axis.
         hi: largest start per axis.
 
     Returns:
-        ``W`` on the starts ``[lo, hi]`` of each axis (entry ``j`` is start ``lo + j``); integer input gives
-        exact int64 sums, float input float64.
+        ``W`` on the starts ``[lo, hi]`` of each axis (entry ``j`` is start ``lo + j``); unsigned or bool
+        input gives exact unsigned sums (the smallest unsigned dtype), signed int64 and float input float64.
 
     Shape:
         - centres: ``[*spatial]``; output ``[hi - lo + 1 per axis]``.
@@ -64,23 +83,29 @@ def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...]
         >>> pool_centres(np.array([1, 0, 0, 1, 0, 1]), (4,), (0,), (2,)).tolist()
         [1, 1, 1]
     """
-    pooled = centres
-    dtype = np.float64 if centres.dtype.kind == "f" else np.int64
-    for axis, (s, a, b) in enumerate(zip(size, lo, hi, strict=True)):
-        starts = centre_starts(pooled.shape[axis], s, a, b)
+    pooled, flipped = _c_frame(centres)
+    size, lo, hi = (tuple(v)[::-1 if flipped else 1] for v in (size, lo, hi))
+    pooled = pooled.view(np.uint8) if pooled.dtype.kind == "b" else pooled
+    bound = int(pooled.max()) if pooled.dtype.kind == "u" else None  # unsigned: exact small sums
+    dtype = np.float64 if pooled.dtype.kind == "f" else np.int64
+    for axis in _axis_order(pooled.shape, tuple(b - a + 1 for a, b in zip(lo, hi, strict=True))):
+        starts = centre_starts(pooled.shape[axis], size[axis], lo[axis], hi[axis])
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(starts)) + 1, [starts.size]])
-        out = np.zeros((*pooled.shape[:axis], b - a + 1, *pooled.shape[axis + 1:]), dtype=dtype)
-        before = (slice(None),) * axis
-        out[(*before, slice(int(starts[0]) - a, int(starts[-1]) - a + 1))] = segment_sums(pooled, bounds, axis, dtype)
+        if bound is not None:
+            bound *= int(np.diff(bounds).max())
+            dtype = _count_dtype(bound)
+        out = np.zeros((*pooled.shape[:axis], hi[axis] - lo[axis] + 1, *pooled.shape[axis + 1:]), dtype=dtype)
+        out[_along(axis, slice(int(starts[0]) - lo[axis], int(starts[-1]) - lo[axis] + 1))] = segment_sums(
+            pooled, bounds, axis, dtype)
         pooled = out
-    return pooled
+    return pooled.T if flipped else pooled
 
 
 def segment_sums(x: np.ndarray, bounds: np.ndarray, axis: int, dtype: type) -> np.ndarray:
-    """Sums of ``x`` over the segments ``[bounds[i], bounds[i + 1])`` of ``axis`` (one reduction a segment).
+    """Sums of ``x`` over the segments ``[bounds[i], bounds[i + 1])`` of ``axis``, in ``dtype``.
 
-    A loop of whole-slab reductions: far faster than ``np.add.reduceat`` or ``np.cumsum`` with a dtype
-    change along an outer axis, which numpy runs element by element.
+    A run of one-voxel segments is one copy, a longer segment one slab reduction (``np.add.reduceat``
+    with a dtype change along an outer axis runs element by element). ``dtype`` must hold every sum.
 
     Args:
         x: any numeric array.
@@ -95,60 +120,62 @@ def segment_sums(x: np.ndarray, bounds: np.ndarray, axis: int, dtype: type) -> n
         >>> segment_sums(np.arange(6).reshape(3, 2), np.array([0, 2, 3]), 0, np.int64).tolist()
         [[2, 4], [4, 5]]
     """
-    if axis == x.ndim - 1 and x.dtype == dtype:  # along rows: numpy's own loop is contiguous
-        return np.add.reduceat(x, bounds[:-1], axis=axis)
+    if axis == x.ndim - 1:
+        return np.add.reduceat(x, bounds[:-1], axis=axis, dtype=dtype)
     out = np.empty((*x.shape[:axis], len(bounds) - 1, *x.shape[axis + 1:]), dtype=dtype)
-    before = (slice(None),) * axis
-    for i, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
-        np.add.reduce(x[(*before, slice(a, b))], axis=axis, dtype=dtype, out=out[(*before, slice(i, i + 1))],
-                      keepdims=True)
+    edges, i = bounds.tolist(), 0
+    while i < len(edges) - 1:
+        j = next((j for j in range(i, len(edges) - 1) if edges[j + 1] - edges[j] > 1), len(edges) - 1)
+        if j > i:  # segments i .. j - 1 are single voxels: one copy
+            np.copyto(out[_along(axis, slice(i, j))], x[_along(axis, slice(edges[i], edges[j]))], casting="unsafe")
+        else:
+            np.add.reduce(x[_along(axis, slice(edges[i], edges[i + 1]))], axis=axis, dtype=dtype,
+                          out=out[_along(axis, slice(i, i + 1))], keepdims=True)
+        i = max(j, i + 1)
     return out
 
 
-def running_sums(x: np.ndarray, axis: int) -> np.ndarray:
-    """``0, x[0], x[0] + x[1], ...`` along ``axis`` (one more entry), a slab at a time (see :func:`segment_sums`).
+def window_sums(x: np.ndarray, axis: int, size: int, starts: int, bound: int) -> np.ndarray:
+    """Sums of ``x`` over the windows ``[t, t + size)`` of ``axis``, for ``t = 0 .. starts - 1``.
 
-    Example:
-        >>> running_sums(np.array([[1, 2], [3, 4]]), 0).tolist()
-        [[0, 0], [1, 2], [4, 6]]
-    """
-    out = np.zeros((*x.shape[:axis], x.shape[axis] + 1, *x.shape[axis + 1:]), dtype=x.dtype)
-    before = (slice(None),) * axis
-    for i in range(x.shape[axis]):
-        np.add(out[(*before, slice(i, i + 1))], x[(*before, slice(i, i + 1))], out=out[(*before, slice(i + 1, i + 2))])
-    return out
-
-
-def box_counts(indicator: np.ndarray, size: tuple[int, ...], starts: tuple[int, ...]) -> np.ndarray:
-    """True voxels inside the crop at each start ``0 .. starts - 1`` (per axis): a box sum, axis by axis.
-
-    Along an axis of length ``L``, the voxels are first summed into the cells between the boundaries
-    ``0 .. n`` and ``s .. L`` (``n`` starts, crop size ``s``): one pass that shrinks the axis when the crop
-    is large; the box sums are then differences of the cells' cumulative sums.
+    The first window is one reduction, each next one the previous plus the slab entering minus the one
+    leaving (adding first); many small windows are differences of running sums. The sums are in the
+    smallest unsigned dtype holding every intermediate one; a last (contiguous) axis is first turned second.
 
     Args:
-        indicator: bool (or 0/1) per voxel.
-        size: crop size per axis.
-        starts: the number of starts per axis (``<= L - s + 1``).
+        x: unsigned (or bool-as-uint8) counts.
+        axis: the axis summed.
+        size: the window (``starts + size - 1 <= x.shape[axis]``).
+        starts: the number of windows.
+        bound: the largest value in ``x`` (or more).
 
     Returns:
-        int64 counts on the starts.
-
-    Shape:
-        - indicator: ``[*spatial]``; output: ``starts``.
+        The window sums, ``starts`` along ``axis``.
 
     Example:
-        >>> box_counts(np.array([True, False, True, True, False]), (2,), (4,)).tolist()
+        >>> window_sums(np.array([1, 0, 1, 1, 0], np.uint8), 0, 2, 4, 1).tolist()
         [1, 1, 2, 1]
     """
-    out = indicator
-    for axis, (s, n) in enumerate(zip(size, starts, strict=True)):
-        length = out.shape[axis]
-        bounds = np.union1d(np.arange(n + 1), np.arange(s, length + 1))
-        total = running_sums(segment_sums(out, bounds, axis, np.int64 if out.dtype.kind in 'biu' else out.dtype), axis)
-        t = np.arange(n)
-        out = (np.take(total, np.searchsorted(bounds, t + s), axis=axis)
-               - np.take(total, np.searchsorted(bounds, t), axis=axis))
+    if axis == x.ndim - 1 and x.ndim > 2:  # along rows: slabs would be strided columns, so turn them first
+        turned = window_sums(np.ascontiguousarray(np.moveaxis(x, -1, 1)), 1, size, starts, bound)
+        return np.moveaxis(turned, 1, -1)
+    small = 2 * (starts - 1) > x.shape[axis]  # small windows: running sums of every voxel, then differences
+    dtype = _count_dtype(bound * (x.shape[axis] if small else size + 1))
+    out = np.empty((*x.shape[:axis], starts, *x.shape[axis + 1:]), dtype=dtype)
+
+    def at(a: np.ndarray, i: int) -> np.ndarray:
+        return a[_along(axis, slice(i, i + 1))]
+
+    if small:
+        total = np.zeros((*x.shape[:axis], x.shape[axis] + 1, *x.shape[axis + 1:]), dtype=dtype)
+        for i in range(x.shape[axis]):
+            np.add(at(total, i), at(x, i), out=at(total, i + 1))
+        return np.subtract(total[_along(axis, slice(size, size + starts))], total[_along(axis, slice(0, starts))],
+                           out=out)
+    np.add.reduce(x[_along(axis, slice(0, size))], axis=axis, dtype=dtype, out=at(out, 0), keepdims=True)
+    for t in range(1, starts):
+        np.add(at(out, t - 1), at(x, t + size - 1), out=at(out, t))
+        np.subtract(at(out, t), at(x, t - 1), out=at(out, t))
     return out
 
 
@@ -156,8 +183,8 @@ def crop_expectations(label: np.ndarray, weights: np.ndarray, size: tuple[int, .
                       ) -> tuple[np.ndarray, np.ndarray]:
     r"""Expected voxels per class in the crop, :math:`\sum_t W(t) C_k(t)`, and :math:`P(C_k > 0)`.
 
-    One pass per foreground class present (:func:`box_counts`); background's counts are the rest of the
-    crop, ``C_0 = prod(size) - sum_k C_k`` (exact integers).
+    The classes ``1 .. top`` are stacked as indicators (``GROUP_BYTES`` at a time) and boxed together
+    (:func:`window_sums` per axis, exact); ``C_0 = prod(size) - sum_k C_k``. C or Fortran order.
 
     Args:
         label: integer class indices in ``[0, top]``; every crop lies inside it.
@@ -174,15 +201,22 @@ def crop_expectations(label: np.ndarray, weights: np.ndarray, size: tuple[int, .
         >>> crop_expectations(label, np.array([0.5, 0.0, 0.5]), (2,), 1, 2)  # crops [0, 1] and [2, 3]
         (array([1.5, 0.5]), array([1. , 0.5]))
     """
+    frame, flipped = _c_frame(label)
+    weights = np.asarray(weights.T if flipped else weights, dtype=np.float64)
+    size = tuple(size)[::-1] if flipped else tuple(size)
     counts, presence = np.zeros(num_classes), np.zeros(num_classes)
     rest = np.full(weights.shape, math.prod(size), dtype=np.int64)
-    for k in range(1, top + 1):
-        indicator = label == k
-        if not indicator.any():
-            continue
-        inside = box_counts(indicator, size, weights.shape)
-        rest -= inside
-        counts[k], presence[k] = (weights * inside).sum(), weights[inside > 0].sum()
+    group = max(1, GROUP_BYTES // frame.size)
+    for first in range(1, top + 1, group):
+        classes = np.arange(first, min(first + group, top + 1))
+        inside = np.equal(frame[None], classes.reshape(-1, *(1,) * frame.ndim).astype(frame.dtype)).view(np.uint8)
+        bound = 1  # the largest count so far
+        for axis in _axis_order(frame.shape, weights.shape):
+            inside = window_sums(inside, axis + 1, size[axis], weights.shape[axis], bound)
+            bound *= size[axis]
+        rest -= inside.sum(axis=0, dtype=np.int64)
+        counts[classes] = (inside * weights).reshape(classes.size, -1).sum(axis=1)
+        presence[classes] = np.where(inside > 0, weights, 0.0).reshape(classes.size, -1).sum(axis=1)
     counts[0], presence[0] = (weights * rest).sum(), weights[rest > 0].sum()
     return counts, np.minimum(presence, 1.0)
 
@@ -190,10 +224,9 @@ def crop_expectations(label: np.ndarray, weights: np.ndarray, size: tuple[int, .
 def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: float) -> np.ndarray:
     """``W`` of MONAI's ``RandCropByPosNegLabel`` on a volume at least ``size`` on every axis.
 
-    The centre is a uniform foreground voxel (label != 0) with probability ``pos_ratio``, else a uniform
-    background voxel (MONAI uses 0, or 1, when the volume has no foreground, or no background); it is then
-    moved to ``[s // 2, L - s + s // 2]`` (``correct_crop_centers``), so the start is ``clip(c - s // 2, 0,
-    L - s)`` on each axis.
+    The centre is a uniform foreground voxel (label != 0) with probability ``pos_ratio`` (0, or 1, without
+    foreground, or background), else a uniform background voxel, moved as ``correct_crop_centers`` does:
+    the start is ``clip(c - s // 2, 0, L - s)`` per axis.
 
     Args:
         label: class indices, shape >= ``size``.
@@ -211,9 +244,8 @@ def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: flo
     n_fg = int(np.count_nonzero(fg))
     n_bg = fg.size - n_fg
     p = 0.0 if n_fg == 0 else 1.0 if n_bg == 0 else pos_ratio
-    lo = (0,) * label.ndim
     hi = tuple(n - s for n, s in zip(label.shape, size, strict=True))
-    pooled_fg = pool_centres(fg.view(np.uint8), size, lo, hi)
+    pooled_fg = pool_centres(fg, size, (0,) * label.ndim, hi).astype(np.int64)
     weights = np.zeros(pooled_fg.shape)
     if p > 0:
         weights += (p / n_fg) * pooled_fg
@@ -229,12 +261,10 @@ def nnunet_start_weights(label: np.ndarray, size: tuple[int, ...], forced: float
                          ) -> tuple[np.ndarray, np.ndarray]:
     """``W`` of nnU-Net's ``get_bbox`` (no augmentation margin), on the volume padded with background.
 
-    With ``n = max(0, s - L)`` on an axis, ``lb = -ceil(n / 2)`` and ``ub = L + ceil(n / 2) - s``: a forced
-    sample (probability ``forced``) picks a foreground class present in the volume uniformly, then a
-    uniform voxel ``v`` of it, and starts the crop at ``max(lb, v - s // 2)`` (no upper clip: the crop may
-    leave the volume, where nnU-Net pads, and its training transforms turn the padding into background);
-    the others start uniformly in ``[lb, ub]``. A volume without foreground is always cropped uniformly.
-    The volume is padded with 0 (``ceil(n / 2)`` below, enough above) so that every crop lies inside it.
+    With ``n = max(0, s - L)`` on an axis, ``lb = -ceil(n / 2)``, ``ub = L + ceil(n / 2) - s``: a forced sample
+    (probability ``forced``) picks a present foreground class uniformly, then a uniform voxel ``v`` of it,
+    and starts at ``max(lb, v - s // 2)`` (no upper clip: outside the volume is background); the others
+    (all, without foreground) start uniformly in ``[lb, ub]``. The volume is padded with 0 to hold every crop.
 
     Args:
         label: class indices.

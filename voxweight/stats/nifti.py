@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from voxweight.stats.counting import LabelCounter, flat_chunks
+from voxweight.stats.counting import LabelCounter, flat_chunks, value_range
 from voxweight.stats.images import data_proxy, nibabel_call, open_label_image
 
-__all__ = ["SLAB_VOXELS", "read_slab", "slab_slicers", "stream_label_counts"]
+__all__ = ["SLAB_VOXELS", "read_label_volume", "read_slab", "slab_slicers", "stream_label_counts"]
 
 SLAB_VOXELS = 1 << 18  # voxels per slab: 256 KiB of uint8, 2 MiB once scaled to float64
 
@@ -73,6 +73,59 @@ def stream_label_counts(path: str, num_classes: int | None, name: str) -> np.nda
             for chunk in flat_chunks(slab):
                 counter.add(chunk)
     return counter.counts()
+
+
+def read_label_volume(path: str) -> tuple[np.ndarray, Any]:
+    """Read a label file whole, a slab at a time, as the smallest unsigned integer array holding its labels.
+
+    The file is opened and checked as by :func:`stream_label_counts`; each slab (``SLAB_VOXELS`` voxels)
+    is checked while in cache (whole finite numbers, as ``count_labels(allow_float=True)``), and the whole
+    array is allocated only once every slab has been read, so a header claiming more data than the file
+    holds costs what the file holds. The array keeps the file's storage order (NIfTI: Fortran) and the
+    values of nibabel's full load (scaling applied): ``np.array_equal(out, np.asanyarray(img.dataobj))``.
+
+    Args:
+        path: the file (any format nibabel reads).
+
+    Returns:
+        ``(labels, image)``: ``uint8``/``uint16``/``uint32``/``uint64`` labels of the label shape (trailing
+        axes of size 1 dropped) and the nibabel image.
+
+    Raises:
+        LabelFileError: (a ``ValueError``) for a file that cannot be read (see :func:`stream_label_counts`).
+        ValueError: for negative, fractional or non-finite labels, named with the file.
+        TypeError: for a non-numeric voxel dtype.
+
+    Shape:
+        - labels: ``[X, Y]`` or ``[X, Y, Z]``.
+
+    Example:
+        >>> import tempfile, nibabel as nib
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> data = np.array([[[0.0], [2.0]], [[1.0], [0.0]]], dtype=np.float32)
+        >>> nib.save(nib.Nifti1Image(data, np.eye(4)), f"{folder.name}/a.nii.gz")
+        >>> labels, image = read_label_volume(f"{folder.name}/a.nii.gz")
+        >>> labels.dtype, labels.shape, labels[:, :, 0].tolist()
+        (dtype('uint8'), (2, 2, 1), [[0, 2], [1, 0]])
+        >>> folder.cleanup()
+    """
+    pieces, lo, hi = [], np.inf, -np.inf
+    with open_label_image(path) as (image, shape), data_proxy(image) as proxy:
+        LabelCounter(nibabel_call(image.get_data_dtype), None, path, allow_float=True)  # dtype check
+        order = "C" if getattr(proxy, "order", "F") == "C" else "F"
+        for slicer in slab_slicers(shape, len(image.shape), order, SLAB_VOXELS):
+            slab = read_slab(proxy, slicer)
+            a, b = value_range(slab, path)
+            lo, hi = min(lo, a), max(hi, b)
+            pieces.append((slicer[:len(shape)], slab))
+    if lo < 0:
+        raise ValueError(f"{path}: expected labels >= 0, got a minimum of {lo:g}")
+    if hi > np.iinfo(np.int64).max:
+        raise ValueError(f"{path}: expected class indices below 2**63, got a maximum of {hi:g}")
+    out = np.empty(shape, dtype=np.min_scalar_type(int(hi)), order=order)
+    for index, slab in pieces:
+        np.copyto(out[index], slab, casting="unsafe")  # whole numbers in [0, hi]: exact
+    return out, image
 
 
 def read_slab(proxy: Any, slicer: tuple[Any, ...]) -> np.ndarray:

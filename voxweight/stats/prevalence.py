@@ -19,8 +19,9 @@ import torch
 from voxweight._validate import check_positive_int, check_positive_number, check_spacing, describe
 from voxweight.stats.counting import value_range
 from voxweight.stats.crop_windows import crop_expectations, monai_start_weights, nnunet_start_weights
-from voxweight.stats.files import list_label_files, load_label
+from voxweight.stats.files import list_label_files
 from voxweight.stats.label_stats import LabelStats
+from voxweight.stats.nifti import read_label_volume
 
 __all__ = ["crop_prevalence", "format_prevalence"]
 
@@ -53,7 +54,7 @@ def crop_prevalence(labels: Any, *, roi_size: int | Sequence[int], pos: float = 
 
     Args:
         labels: label files (a file, a directory of ``.nii``/``.nii.gz``, or a sequence of them, as for
-            :func:`voxweight.scan_labels`; each read whole by :func:`voxweight.stats.load_label`), or label
+            :func:`voxweight.scan_labels`; each read whole by :func:`voxweight.stats.nifti.read_label_volume`), or label
             maps in memory (an ndarray/tensor, or a sequence of them; ``[1, *spatial]`` is one channel).
         roi_size: crop size in voxels per spatial axis (an int for every axis).
         pos: MONAI's ``pos`` (>= 0).
@@ -146,7 +147,7 @@ def _volumes(labels: Any) -> Iterator[Volume]:
         raise ValueError("labels: expected at least one label file or label map, got an empty sequence")
     if all(isinstance(item, str | os.PathLike) for item in items):
         for path in list_label_files(items):
-            array, image = load_label(path)
+            array, image = read_label_volume(path)
             yield path, array, tuple(float(z) for z in image.header.get_zooms()[:array.ndim])
         return
     for i, item in enumerate(items):
