@@ -182,6 +182,29 @@ def test_scan_pass_is_the_brute_force_first_pass(n, dtype):
     assert np.isinf(out.numpy()[0]).all() and (out.numpy()[1] == 0).all()
 
 
+@pytest.mark.parametrize("far", [False, True])
+def test_scan_stops_early_only_when_every_voxel_is_reached(far, monkeypatch):
+    """Oracle: the float64 brute force; dense lines (every voxel within 7 of a target) leave the doubling at
+    s = 8, and one line whose target is far away keeps every line in it."""
+    import voxweight.maps.edt_passes as passes
+
+    calls = []
+    real = passes._settled
+    monkeypatch.setattr(passes, "_settled", lambda *a: calls.append(real(*a)) or calls[-1])
+    n = 64
+    t = np.zeros((50, n), dtype=bool)
+    t[:, ::5] = True  # every voxel within 2 of a target
+    t[7] = False  # a line without a target stays inf either way
+    if far:
+        t[9] = False
+        t[9, 0] = True  # distances up to 63
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    expected = np.where(t[:, None, :], (0.7 * (i - j)) ** 2, np.inf).min(-1)
+    out = scan_pass(torch.from_numpy(t), 0.7, torch.float64)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-15)
+    assert calls == [not far]
+
+
 def test_long_lines_leave_the_loop_only_when_done():
     """Property: lines whose distances reach far (one target at an end of a long line, a line of zeros next
     to a line of inf) give the brute-force pass whatever the order in which lines leave the loop."""
