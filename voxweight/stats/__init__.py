@@ -7,7 +7,8 @@ loss sees under pos/neg or nnU-Net sampling) and :func:`format_prevalence` print
 :meth:`LabelStats.from_pipeline` counts what any pipeline yields. Pure numpy/torch/nibabel, no MONAI.
 
 Modules, listed so that each imports only modules after it: ``scan`` (workers, adding up) and
-``prevalence`` (crops), ``label_stats`` (the class), ``nifti`` (counting a file a slab at a time), ``files``
+``prevalence`` (crops), ``label_stats`` (the class), ``nifti`` (counting a file a slab at a time),
+``level_weights`` (the class's weights from its counts at a level), ``files``
 (finding and reading label files), ``from_pipeline`` (counting a pipeline's samples), ``weights`` (counts ->
 weights), ``serialise`` (JSON), ``distributed`` (sums over ranks), ``images`` (opening one file with nibabel,
 checked), ``counting`` (exact label counts), ``crop_windows`` (the per-volume box sums of the crops).

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["TORCHRUN_ENV", "all_gather_objects", "all_reduce_counts", "shard_rank", "torchrun_process_group"]
+__all__ = ["TORCHRUN_ENV", "all_gather_objects", "all_reduce_counts", "all_reduce_weight_mass", "shard_rank",
+           "torchrun_process_group"]
 
 # The variables torchrun (and torch.distributed.launch) set for each rank it starts.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR")
@@ -63,9 +64,7 @@ def all_reduce_counts(num_classes: int, voxels: int, images: int, positives: np.
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError("all_reduce: expected an initialised torch.distributed process group "
                            "(call torch.distributed.init_process_group first), got none")
-    device = torch.device("cpu")
-    if dist.get_backend(group) == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
+    device = _device(group)
     k = torch.tensor([num_classes, -num_classes], dtype=torch.int64, device=device)
     dist.all_reduce(k, op=dist.ReduceOp.MAX, group=group)
     k_max, k_min = int(k[0]), -int(k[1])
@@ -82,6 +81,72 @@ def all_reduce_counts(num_classes: int, voxels: int, images: int, positives: np.
     total_voxels, total_images = (int(v) for v in ints.cpu())
     all_skipped = [tuple(item) for part in gathered for item in part]
     return total_voxels, total_images, sums[:num_classes].copy(), sums[num_classes:].copy(), all_skipped
+
+
+def all_reduce_weight_mass(num_classes: int, images: int, weight_mass: np.ndarray | None, group: Any = None
+                           ) -> np.ndarray | None:
+    r"""Sum the label-weight mass per class over the ranks of ``group`` (a collective: every rank must call it).
+
+    .. math::
+
+        \mathrm{weight\_mass}_c = \sum_{\mathrm{ranks}\ r} \mathrm{weight\_mass}_{r,c}
+
+    Ranks agree first (a MAX reduction of two flags: "has a mass", "has none but counted images"), so
+    the outcome is the same on every rank: ``None`` when no rank has a mass, the sum when every rank that
+    counted images has one (a rank without a mass that counted no image adds zero), else a ``ValueError``
+    on every rank. Call it with ``num_classes`` agreed (:func:`all_reduce_counts` checks it).
+
+    Args:
+        num_classes: number of classes ``K`` (the same on every rank).
+        images: images counted on this rank.
+        weight_mass: this rank's mass per class, or ``None``.
+        group: the process group (``None``: the default group).
+
+    Returns:
+        A new float64 ``[K]`` sum, or ``None``; the input is left as it was.
+
+    Raises:
+        RuntimeError: if no process group is initialised.
+        ValueError: on every rank, if a rank has a mass and another, which counted images, has none.
+
+    Shape:
+        - weight_mass: ``[K]`` (input and output).
+
+    Example:
+        >>> import torch.distributed as dist
+        >>> dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        >>> all_reduce_weight_mass(2, 1, np.array([1.5, 4.0])), all_reduce_weight_mass(2, 1, None)
+        (array([1.5, 4. ]), None)
+        >>> dist.destroy_process_group()
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("all_reduce: expected an initialised torch.distributed process group "
+                           "(call torch.distributed.init_process_group first), got none")
+    device = _device(group)
+    flags = torch.tensor([weight_mass is not None, weight_mass is None and images > 0], dtype=torch.int64,
+                         device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=group)
+    some_have, some_lack = (bool(v) for v in flags.cpu())
+    if some_have and some_lack:
+        raise ValueError("weight_mass: expected one on every rank that counted images or on none, got one on some "
+                         "ranks only; count every rank's samples with from_pipeline and a weight map")
+    if not some_have:
+        return None
+    local = np.zeros(num_classes) if weight_mass is None else np.asarray(weight_mass, dtype=np.float64)
+    total = torch.from_numpy(local.copy()).to(device)
+    dist.all_reduce(total, group=group)
+    return total.cpu().numpy()
+
+
+def _device(group: Any) -> torch.device:
+    """Where a collective's tensors go: the current CUDA device for NCCL, else the CPU."""
+    import torch.distributed as dist
+
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def shard_rank(shard: bool | None) -> tuple[int, int]:

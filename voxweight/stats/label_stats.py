@@ -13,20 +13,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxweight._validate import check_positive_int, describe, look_up_option
+from voxweight._validate import check_positive_int, describe
 from voxweight.checks import check_range
-from voxweight.stats import weights as cw
 from voxweight.stats.counting import as_target_tensor, count_labels, count_on_device
-from voxweight.stats.distributed import all_reduce_counts
+from voxweight.stats.distributed import all_reduce_counts, all_reduce_weight_mass
 from voxweight.stats.from_pipeline import stats_from_pipeline
+from voxweight.stats.level_weights import LEVELS, WeightsFromCounts
 from voxweight.stats.serialise import counts_from_json, counts_to_json
 
 __all__ = ["LEVELS", "LabelStats"]
 
-LEVELS = ("voxel", "image")
 
-
-class LabelStats:
+class LabelStats(WeightsFromCounts):
     r"""Exact, mergeable per-class counts of a segmentation (or multi-label) dataset.
 
     Two levels are counted. Voxel level: ``positives[c]`` is the sum of class ``c``'s target over every
@@ -38,7 +36,12 @@ class LabelStats:
 
     ``update_labels`` counts an integer label map in which class 0 (usually background) is a class like
     any other, so ``pos_weight()[0]`` is background's own negatives/positives ratio; drop it with
-    ``[1:]`` when the network has no background channel.
+    ``[1:]`` when the network has no background channel. ``pos_weight`` and ``class_weight`` come from
+    :class:`~voxweight.stats.level_weights.WeightsFromCounts`.
+
+    ``weight_mass`` is the loss weight per class that :meth:`from_pipeline` sums when the samples carry a
+    weight map, else ``None``. :meth:`update` and :meth:`update_labels` leave it as it is (they see no
+    weights); :meth:`merge` and :meth:`all_reduce` add it up, :meth:`to_json` keeps it, ``==`` compares it.
 
     Attributes:
         num_classes: number of classes ``K``, the constructor's argument (int >= 1, else ``TypeError``/``ValueError``).
@@ -47,6 +50,7 @@ class LabelStats:
         images: images counted (int).
         images_with: ``[K]`` float64, images containing each class.
         skipped: ``(path, reason)`` for each file :func:`voxweight.scan_labels` could not read.
+        weight_mass: ``[K]`` float64 label-weight mass per class (:meth:`from_pipeline`), or ``None``.
 
     Example:
         >>> from voxweight.stats import LabelStats
@@ -68,6 +72,7 @@ class LabelStats:
         self.images_with = np.zeros(self.num_classes, dtype=np.float64)
         self.voxels = self.images = 0
         self.skipped: list[tuple[str, str]] = []
+        self.weight_mass: np.ndarray | None = None
 
     def update(self, target: torch.Tensor | np.ndarray) -> None:
         """Count a batch of multi-hot or soft targets (on any device).
@@ -144,6 +149,10 @@ class LabelStats:
     def merge(self, other: LabelStats) -> LabelStats:
         """Add ``other``'s counts (and skipped files) to these, in place.
 
+        ``weight_mass`` adds up when both have one. When only one has it, the one without must have counted
+        no image (its mass is zero, whatever the weights): otherwise the sum would weigh only some of the
+        samples it counts, so that raises rather than keep one side's mass.
+
         Args:
             other: counts of the same classes (another worker, file set or shard).
 
@@ -152,12 +161,19 @@ class LabelStats:
 
         Raises:
             TypeError: if ``other`` is not a :class:`LabelStats`.
-            ValueError: if the numbers of classes differ.
+            ValueError: if the numbers of classes differ, or one has a ``weight_mass`` and the other has
+                none but counted images.
         """
         if not isinstance(other, LabelStats):
             raise TypeError(f"other: expected a LabelStats, got {describe(other)}")
         if other.num_classes != self.num_classes:
             raise ValueError(f"other: expected num_classes={self.num_classes}, got {other.num_classes}")
+        mine, theirs = self.weight_mass, other.weight_mass
+        if (mine is None) != (theirs is None) and (self if mine is None else other).images:
+            raise ValueError(f"other: expected {'no' if mine is None else 'a'} weight_mass, like self, got "
+                             f"{'none' if theirs is None else 'one'}; count both with from_pipeline and a weight map")
+        if theirs is not None:
+            self.weight_mass = theirs.copy() if mine is None else mine + theirs
         self.positives += other.positives
         self.images_with += other.images_with
         self.voxels += other.voxels
@@ -169,7 +185,8 @@ class LabelStats:
         """Sum the counts over the ranks of a ``torch.distributed`` group, in place.
 
         A collective (:func:`~voxweight.stats.distributed.all_reduce_counts`): every rank calls it with the
-        same ``num_classes`` and then holds the dataset's totals and the skipped files of all ranks.
+        same ``num_classes`` and then holds the dataset's totals and the skipped files of all ranks;
+        ``weight_mass`` is summed too (:func:`~voxweight.stats.distributed.all_reduce_weight_mass`).
 
         Args:
             group: the process group (``None``: the default group).
@@ -179,77 +196,14 @@ class LabelStats:
 
         Raises:
             RuntimeError: if no process group is initialised.
-            ValueError: on every rank, if ranks disagree on ``num_classes``.
+            ValueError: on every rank, if ranks disagree on ``num_classes``, or some have a ``weight_mass``
+                and others, which counted images, have none.
         """
-        self.voxels, self.images, self.positives, self.images_with, self.skipped = all_reduce_counts(
-            self.num_classes, self.voxels, self.images, self.positives, self.images_with, self.skipped, group)
+        counts = all_reduce_counts(self.num_classes, self.voxels, self.images, self.positives, self.images_with,
+                                   self.skipped, group)
+        self.weight_mass = all_reduce_weight_mass(self.num_classes, self.images, self.weight_mass, group)
+        self.voxels, self.images, self.positives, self.images_with, self.skipped = counts
         return self
-
-    def pos_weight(self, level: str = "voxel", *, max_weight: float | None = None,
-                   absent: str = "raise") -> torch.Tensor:
-        r"""Negatives / positives per class at ``level`` (see :func:`voxweight.pos_weight_from_counts`).
-
-        With ``P_c`` the positives of class ``c`` and ``T`` the total: :math:`p_c = (T - P_c) / P_c`.
-
-        Args:
-            level: ``"voxel"`` (segmentation) or ``"image"`` (images containing the class).
-            max_weight: optional cap, also the weight of a class with no positives.
-            absent: ``"raise"`` or ``"skip"`` (weight 1) for a class with no positives.
-
-        Returns:
-            float32 ``[K]``.
-
-        Raises:
-            ValueError: with no data yet, a bad option, or an absent class (named) under ``absent="raise"``.
-        """
-        absent, max_weight = cw.check_policy(absent, max_weight)
-        positives, total = self._level_counts(level)
-        weights, missing = cw.pos_weight_array(positives, np.full_like(positives, total))
-        return cw.apply_policy(weights, missing, absent=absent, max_weight=max_weight, what="pos_weight")
-
-    def class_weight(self, mode: str = "balanced", *, beta: float = 0.999, level: str = "voxel",
-                     max_weight: float | None = None, absent: str = "raise") -> torch.Tensor:
-        r"""Per-class weights, e.g. for ``CrossEntropyLoss(weight=...)`` or ``class_weight=``.
-
-        With ``n_c`` the count of class ``c``, ``n`` the total (voxels or images) and ``K`` classes:
-
-        * ``"balanced"``: ``n / (K n_c)`` (scikit-learn's ``compute_class_weight("balanced")``);
-          ``"inverse_frequency"``: ``n / n_c``.
-        * ``"effective_number"`` (Cui et al., CVPR 2019): ``(1 - beta) / (1 - beta^{n_c})``, normalised
-          to sum to ``K``. At voxel level ``beta^{n_c}`` vanishes for millions of voxels and all weights
-          tend to 1: use ``level="image"`` or ``beta`` closer to 1 (e.g. ``1 - 1/n``).
-
-        An absent class follows :meth:`pos_weight`'s policy (``"skip"``: weight 1, out of the normalisation).
-
-        Args:
-            mode: ``"balanced"``, ``"inverse_frequency"`` or ``"effective_number"``.
-            beta: the effective-number ``beta``, in [0, 1).
-            level: ``"voxel"`` or ``"image"``.
-            max_weight: optional cap, also the weight of an absent class.
-            absent: ``"raise"`` or ``"skip"`` (weight 1) for an absent class.
-
-        Returns:
-            float32 ``[K]``.
-
-        Raises:
-            TypeError: for a non-numeric ``beta`` or ``max_weight``.
-            ValueError: with no data yet, for a bad option, or an absent class under ``absent="raise"``.
-        """
-        mode = look_up_option("mode", mode, cw.CLASS_WEIGHT_MODES)
-        beta = cw.check_beta(beta)
-        absent, max_weight = cw.check_policy(absent, max_weight)
-        counts, total = self._level_counts(level)
-        weights, missing = cw.class_weight_array(counts, total, mode, beta)
-        return cw.apply_policy(weights, missing, absent=absent, max_weight=max_weight, what="class_weight")
-
-    def _level_counts(self, level: str) -> tuple[np.ndarray, int]:
-        """The counts per class at ``level`` (clipped to the total) and that total."""
-        level = look_up_option("level", level, LEVELS)
-        if self.images == 0 or self.voxels == 0:
-            raise ValueError("LabelStats: expected counts from update(), update_labels() or scan_labels(), got no data")
-        if level == "voxel":
-            return np.minimum(self.positives, self.voxels), self.voxels
-        return np.minimum(self.images_with, self.images), self.images
 
     def to_json(self, *, indent: int | None = None) -> str:
         """Serialise the counts to JSON text (floats round-trip exactly); see :meth:`from_json`.
@@ -258,10 +212,10 @@ class LabelStats:
             indent: passed to :func:`json.dumps` (``None``: one line).
 
         Returns:
-            The JSON document (format ``"voxweight.LabelStats"``, version 1).
+            The JSON document (format ``"voxweight.LabelStats"``; version 2 with a ``weight_mass``, else 1).
         """
         return counts_to_json(self.num_classes, self.images, self.voxels, self.positives, self.images_with,
-                              self.skipped, indent=indent)
+                              self.skipped, indent=indent, weight_mass=self.weight_mass)
 
     @classmethod
     def from_json(cls, data: str | bytes | os.PathLike[str]) -> LabelStats:
@@ -281,6 +235,7 @@ class LabelStats:
         stats = cls(fields["num_classes"])
         stats.images, stats.voxels, stats.skipped = fields["images"], fields["voxels"], fields["skipped"]
         stats.positives, stats.images_with = fields["positives"], fields["images_with"]
+        stats.weight_mass = fields["weight_mass"]  # None in a document without one (version 1)
         return stats
 
     def __eq__(self, other: object) -> bool:
@@ -288,13 +243,15 @@ class LabelStats:
             return NotImplemented
         return (self.num_classes == other.num_classes and self.voxels == other.voxels
                 and self.images == other.images and np.array_equal(self.positives, other.positives)
-                and np.array_equal(self.images_with, other.images_with) and self.skipped == other.skipped)
+                and np.array_equal(self.images_with, other.images_with) and self.skipped == other.skipped
+                and (self.weight_mass is None) == (other.weight_mass is None)
+                and (self.weight_mass is None or np.array_equal(self.weight_mass, other.weight_mass)))
 
     __hash__ = None  # mutable
-    weight_mass: np.ndarray | None = None  # [K] float64 loss weight per class (from_pipeline); not merged, not JSON
     from_pipeline = classmethod(stats_from_pipeline)  # LabelStats.from_pipeline(pipeline, items, *, label_key, ...)
 
     def __repr__(self) -> str:
+        mass = "" if self.weight_mass is None else f", weight_mass={self.weight_mass.tolist()}"
         return (f"LabelStats(num_classes={self.num_classes}, images={self.images}, voxels={self.voxels}, "
                 f"positives={self.positives.tolist()}, images_with={self.images_with.tolist()}, "
-                f"skipped={len(self.skipped)})")
+                f"skipped={len(self.skipped)}{mass})")
