@@ -303,3 +303,21 @@ def test_read_label_volume_rejects_negative_and_fractional(tmp_path):
         read_label_volume(str(tmp_path / "neg.nii.gz"))
     with pytest.raises(ValueError, match="whole-number"):
         read_label_volume(str(tmp_path / "frac.nii.gz"))
+
+
+@pytest.mark.parametrize(("shape", "size", "starts", "bound"), [
+    ((3, 5, 40), 9, 32, 200),  # the row product (float32, exact)
+    ((3, 5, 40), 9, 32, 1 << 22),  # bound * size >= 2**24: the turned running sums
+    ((2, 300), 50, 251, 7),  # more than 128 windows: running sums along the rows
+    ((4, 6, 7), 7, 1, 255),  # one window as wide as the row
+])
+def test_window_sums_along_rows_equal_direct_sums(shape, size, starts, bound, rng):
+    """Every path of ``window_sums`` on the contiguous axis gives the direct window sums, in an unsigned dtype."""
+    from voxweight.stats.crop_windows import window_sums
+
+    x = rng.integers(0, bound + 1, shape).astype(np.uint32 if bound > 255 else np.uint8)
+    x.flat[0] = bound  # the largest value present
+    out = window_sums(x, x.ndim - 1, size, starts, bound)
+    expected = np.stack([x[..., t:t + size].sum(axis=-1, dtype=np.uint64) for t in range(starts)], axis=-1)
+    assert out.dtype.kind == "u" and out.shape == expected.shape
+    np.testing.assert_array_equal(out.astype(np.uint64), expected)

@@ -1,13 +1,9 @@
-r"""Expected label counts inside random crops of one volume, exactly, with box sums (pure numpy, no sampling).
+r"""Expected label counts inside random crops of one volume, exactly, with box sums (no sampling).
 
-A crop of size ``s`` (per axis) starting at ``t`` covers the voxels ``[t, t + s)``. A sampler draws the
-start with probability :math:`W(t)` on the grid of starts that keep the crop inside the (padded) volume.
-With :math:`C_k(t)` the voxels of class ``k`` in the crop at ``t``, the expected counts are
-:math:`E_k = \sum_t W(t) C_k(t)` and the probability that the crop holds class ``k`` is
-:math:`P_k = \sum_t W(t) [C_k(t) > 0]`. The box counts :math:`C_k` are window
-sums per axis (:func:`window_sums`) of the classes' indicators stacked: one pass per group of classes, in
-the smallest unsigned dtype, in the array's memory order. ``W`` (on the grid of starts) comes from
-:func:`monai_start_weights` or :func:`nnunet_start_weights`.
+A crop of size ``s`` starting at ``t`` covers ``[t, t + s)`` per axis, its start drawn with probability :math:`W(t)`.
+With :math:`C_k(t)` its voxels of class ``k``: :math:`E_k = \sum_t W(t) C_k(t)` (the expected counts) and
+:math:`P_k = \sum_t W(t) [C_k(t) > 0]`; :math:`C_k` are exact window sums (:func:`window_sums`) of the class indicators,
+``W`` from :func:`monai_start_weights` or :func:`nnunet_start_weights`.
 """
 
 from __future__ import annotations
@@ -15,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 __all__ = ["GROUP_BYTES", "centre_starts", "crop_expectations", "monai_start_weights",
            "nnunet_start_weights", "pool_centres", "segment_sums", "window_sums"]
@@ -85,15 +82,14 @@ def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...]
     """
     pooled, flipped = _c_frame(centres)
     size, lo, hi = (tuple(v)[::-1 if flipped else 1] for v in (size, lo, hi))
+    bound = 1 if pooled.dtype.kind == "b" else int(pooled.max()) if pooled.dtype.kind == "u" else None  # exact
     pooled = pooled.view(np.uint8) if pooled.dtype.kind == "b" else pooled
-    bound = int(pooled.max()) if pooled.dtype.kind == "u" else None  # unsigned: exact small sums
     dtype = np.float64 if pooled.dtype.kind == "f" else np.int64
     for axis in _axis_order(pooled.shape, tuple(b - a + 1 for a, b in zip(lo, hi, strict=True))):
         starts = centre_starts(pooled.shape[axis], size[axis], lo[axis], hi[axis])
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(starts)) + 1, [starts.size]])
-        if bound is not None:
-            bound *= int(np.diff(bounds).max())
-            dtype = _count_dtype(bound)
+        bound = None if bound is None else bound * int(np.diff(bounds).max())
+        dtype = dtype if bound is None else _count_dtype(bound)
         out = np.zeros((*pooled.shape[:axis], hi[axis] - lo[axis] + 1, *pooled.shape[axis + 1:]), dtype=dtype)
         out[_along(axis, slice(int(starts[0]) - lo[axis], int(starts[-1]) - lo[axis] + 1))] = segment_sums(
             pooled, bounds, axis, dtype)
@@ -138,9 +134,9 @@ def segment_sums(x: np.ndarray, bounds: np.ndarray, axis: int, dtype: type) -> n
 def window_sums(x: np.ndarray, axis: int, size: int, starts: int, bound: int) -> np.ndarray:
     """Sums of ``x`` over the windows ``[t, t + size)`` of ``axis``, for ``t = 0 .. starts - 1``.
 
-    The first window is one reduction, each next one the previous plus the slab entering minus the one
-    leaving (adding first); many small windows are differences of running sums. The sums are in the
-    smallest unsigned dtype holding every intermediate one; a last (contiguous) axis is first turned second.
+    The first window is one reduction, each next one the previous plus the slab entering minus the one leaving
+    (adding first); many small windows are differences of running sums; the last (contiguous) axis is one float32
+    product with the 0/1 band of windows (exact below 2**24; else it is turned second). Smallest unsigned dtype.
 
     Args:
         x: unsigned (or bool-as-uint8) counts.
@@ -156,6 +152,11 @@ def window_sums(x: np.ndarray, axis: int, size: int, starts: int, bound: int) ->
         >>> window_sums(np.array([1, 0, 1, 1, 0], np.uint8), 0, 2, 4, 1).tolist()
         [1, 1, 2, 1]
     """
+    if axis == x.ndim - 1 and x.ndim > 1 and starts <= 128 and bound * size < 1 << 24:  # rows: one exact matmul
+        band = torch.arange(x.shape[-1])[:, None] - torch.arange(starts)  # torch: its thread setting, not BLAS's
+        rows = torch.from_numpy(x.reshape(-1, x.shape[-1]).astype(np.float32))
+        sums = (rows @ ((band >= 0) & (band < size)).float()).numpy()
+        return sums.astype(_count_dtype(bound * size)).reshape(*x.shape[:-1], starts)
     if axis == x.ndim - 1 and x.ndim > 2:  # along rows: slabs would be strided columns, so turn them first
         turned = window_sums(np.ascontiguousarray(np.moveaxis(x, -1, 1)), 1, size, starts, bound)
         return np.moveaxis(turned, 1, -1)
