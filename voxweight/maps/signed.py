@@ -32,7 +32,7 @@ import torch
 from voxweight._validate import check_flag, check_positive_int, check_spacing, look_up_option, plain_tensor
 from voxweight.checks import check_all
 from voxweight.maps.distance import signed_distance
-from voxweight.maps.labels import Label, check_binary, check_classes, check_label
+from voxweight.maps.labels import Label, check_classes, check_label
 
 __all__ = ["SDM_CONVENTIONS", "class_signed_distance"]
 
@@ -134,11 +134,12 @@ def _num_classes(num_classes: Any, found: int) -> int:
 
 def _check_binary(label: np.ndarray | torch.Tensor) -> None:
     """Values 0 and 1 only (a soft label must be thresholded first: the maps measure to a hard boundary)."""
-    if isinstance(label, np.ndarray):
-        check_binary(label)
-    elif label.dtype != torch.bool:
-        check_all("label", (label == 0) | (label == 1), "a binary label (values 0 and 1) without multiclass=True",
-                  "other values (threshold a soft label first, e.g. label > 0.5)")
+    if label.dtype in (np.bool_, torch.bool):
+        return
+    ok = (label == 0) | (label == 1)
+    check_all("label", torch.from_numpy(ok) if isinstance(ok, np.ndarray) else ok,
+              "a binary label (values 0 and 1) without multiclass=True",
+              "other values (threshold a soft label first, e.g. label > 0.5)")
 
 
 def _finish(phi: torch.Tensor, fg: torch.Tensor, convention: str, spacing: tuple[float, ...]) -> torch.Tensor:
