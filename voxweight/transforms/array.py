@@ -27,7 +27,7 @@ from voxweight._validate import check_flag, describe, plain_tensor
 from voxweight.checks import check_all
 from voxweight.maps import boundary_weights, class_balance_weights, multiclass_balance_weights
 
-__all__ = ["BoundaryWeight", "ClassBalanceWeight"]
+__all__ = ["WHOLE_INDICES", "BoundaryWeight", "ClassBalanceWeight", "meta_spacing", "whole_class_indices"]
 
 
 def _plain(name: str, img: Any) -> np.ndarray | torch.Tensor:
@@ -46,8 +46,38 @@ def _like(out: np.ndarray | torch.Tensor, img: NdarrayOrTensor) -> NdarrayOrTens
     return converted
 
 
-_WHOLE = "whole-number class indices with multiclass=True"
+WHOLE_INDICES = "whole-number class indices with multiclass=True"
 _FRACTIONAL = "fractional values (soft labels, or a label resampled without mode='nearest'?)"
+
+
+def whole_class_indices(name: str, label: np.ndarray | torch.Tensor, what: str = WHOLE_INDICES
+                        ) -> np.ndarray | torch.Tensor:
+    """Integer class indices as they are; whole-number floats (as MONAI loads labels) as int64; fractions raise.
+
+    Args:
+        name: the argument named in the error.
+        label: class indices, any shape.
+        what: what the error says was expected.
+
+    Raises:
+        ValueError: for fractional values (governed by the value-check mode).
+
+    Shape:
+        - label: any; output: the same.
+
+    Example:
+        >>> whole_class_indices("img", np.array([0.0, 2.0])).dtype
+        dtype('int64')
+    """
+    if isinstance(label, np.ndarray):
+        if label.dtype.kind != "f":
+            return label
+        check_all(name, torch.from_numpy(np.asarray(label == np.round(label))), what, _FRACTIONAL)
+        return label.astype(np.int64)
+    if not label.is_floating_point():
+        return label
+    check_all(name, label == torch.round(label), what, _FRACTIONAL)
+    return label.long()
 
 
 def _class_indices(name: str, label: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -55,19 +85,16 @@ def _class_indices(name: str, label: np.ndarray | torch.Tensor) -> np.ndarray | 
     if label.shape[0] != 1:
         raise ValueError(f"{name}: expected one channel [1, *spatial] of class indices with multiclass=True "
                          f"(not one-hot), got shape {list(label.shape)}")
-    if isinstance(label, np.ndarray):
-        if label.dtype.kind != "f":
-            return label
-        check_all(name, torch.from_numpy(np.asarray(label == np.round(label))), _WHOLE, _FRACTIONAL)
-        return label.astype(np.int64)
-    if not label.is_floating_point():
-        return label
-    check_all(name, label == torch.round(label), _WHOLE, _FRACTIONAL)
-    return label.long()
+    return whole_class_indices(name, label)
 
 
-def _spacing(img: NdarrayOrTensor, spacing: Any) -> Any:
-    """The explicit ``spacing`` if given, else a ``MetaTensor``'s voxel size from its affine, else None."""
+def meta_spacing(img: NdarrayOrTensor, spacing: Any) -> Any:
+    """The explicit ``spacing`` if given, else a ``MetaTensor``'s voxel size from its affine, else None.
+
+    Example:
+        >>> meta_spacing(np.zeros((1, 2, 2)), None) is None
+        True
+    """
     if spacing is not None or not isinstance(img, MetaTensor):
         return spacing
     return tuple(float(s) for s in affine_to_spacing(img.affine, r=img.ndim - 1))
@@ -248,4 +275,4 @@ class BoundaryWeight(Transform):
             label = _class_indices("img", label)
         if instances is not None:
             instances = _plain("instances", instances)
-        return _like(self._compute(label, _spacing(img, self.spacing), instances), img)
+        return _like(self._compute(label, meta_spacing(img, self.spacing), instances), img)

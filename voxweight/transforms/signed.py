@@ -14,14 +14,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.data import MetaTensor
-from monai.data.utils import affine_to_spacing
 from monai.transforms.transform import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
 from voxweight._validate import check_flag, describe, plain_tensor
-from voxweight.checks import check_all
 from voxweight.maps import class_signed_distance
+from voxweight.transforms.array import meta_spacing, whole_class_indices
 
 __all__ = ["SignedDistance", "SignedDistanceD", "SignedDistanceDict", "SignedDistanced"]
 
@@ -95,7 +93,7 @@ class SignedDistance(Transform):
             raise ValueError(f"img: expected a channel-first array [C, *spatial] with at least one spatial axis, "
                              f"got shape {list(img.shape)}")
         label = plain_tensor(img) if isinstance(img, torch.Tensor) else img
-        out = self._compute(label, _spacing(img, self.spacing))
+        out = self._compute(label, meta_spacing(img, self.spacing))
         converted, *_ = convert_to_dst_type(out, img, dtype=torch.float32)
         return converted
 
@@ -105,23 +103,7 @@ def _class_indices(label: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tenso
     if label.shape[0] != 1:
         raise ValueError(f"img: expected one channel [1, *spatial] of class indices with multiclass=True "
                          f"(not one-hot: give a one-hot label with multiclass=False), got shape {list(label.shape)}")
-    whole, fractional = "whole-number class indices with multiclass=True", "fractional values"
-    if isinstance(label, np.ndarray):
-        if label.dtype.kind != "f":
-            return label
-        check_all("img", torch.from_numpy(np.asarray(label == np.round(label))), whole, fractional)
-        return label.astype(np.int64)
-    if not label.is_floating_point():
-        return label
-    check_all("img", label == torch.round(label), whole, fractional)
-    return label.long()
-
-
-def _spacing(img: NdarrayOrTensor, spacing: Spacing) -> Spacing:
-    """The explicit ``spacing`` if given, else a ``MetaTensor``'s voxel size from its affine, else None."""
-    if spacing is not None or not isinstance(img, MetaTensor):
-        return spacing
-    return tuple(float(s) for s in affine_to_spacing(img.affine, r=img.ndim - 1))
+    return whole_class_indices("img", label)
 
 
 class SignedDistanced(MapTransform):

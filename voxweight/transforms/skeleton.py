@@ -20,13 +20,12 @@ import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
-from monai.data.utils import affine_to_spacing
 from monai.transforms.transform import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
 from voxweight._validate import check_flag, describe, look_up_option, plain_tensor
-from voxweight.checks import check_all
 from voxweight.maps.skeleton import tubed_skeleton
+from voxweight.transforms.array import meta_spacing, whole_class_indices
 
 __all__ = ["TubedSkeleton", "TubedSkeletonD", "TubedSkeletonDict", "TubedSkeletond"]
 
@@ -94,25 +93,11 @@ class TubedSkeleton(Transform):
                              f"got shape {list(img.shape)}")
         label = plain_tensor(img) if isinstance(img, torch.Tensor) else img
         if self.multiclass:
-            label = _class_ids(label)
+            label = whole_class_indices("img", label, "whole-number class ids with multiclass=True")
         out = tubed_skeleton(label, tube_radius=self.tube_radius, spacing=_spacing(img, self.spacing),
                              multiclass=self.multiclass, spatial_dims=img.ndim - 1)
         converted, *_ = convert_to_dst_type(out, img, dtype=img.dtype)
         return converted
-
-
-def _class_ids(label: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """Class ids as integers: whole-number floats (as loaded by MONAI) become int64, fractions raise."""
-    whole, fractional = "whole-number class ids with multiclass=True", "fractional values"
-    if isinstance(label, np.ndarray):
-        if label.dtype.kind != "f":
-            return label
-        check_all("img", torch.from_numpy(np.asarray(label == np.round(label))), whole, fractional)
-        return label.astype(np.int64)
-    if not label.is_floating_point():
-        return label
-    check_all("img", label == torch.round(label), whole, fractional)
-    return label.long()
 
 
 def _spacing(img: NdarrayOrTensor, spacing: Spacing) -> Any:
@@ -122,7 +107,7 @@ def _spacing(img: NdarrayOrTensor, spacing: Spacing) -> Any:
     if not isinstance(img, MetaTensor):
         raise TypeError(f"img: expected a MetaTensor (with an affine) for spacing='pixdim', got {describe(img)}; "
                         f"give the spacing explicitly for arrays and plain tensors")
-    return tuple(float(s) for s in affine_to_spacing(img.affine, r=img.ndim - 1))
+    return meta_spacing(img, None)
 
 
 class TubedSkeletond(MapTransform):
