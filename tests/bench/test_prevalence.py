@@ -14,7 +14,7 @@ import numpy as np
 import voxweight.bench.prevalence as bench_module
 from voxweight.bench import BenchConfig
 from voxweight.bench.prevalence import bench_prevalence, roi_for
-from voxweight.bench.volumes import NUM_CLASSES, nested_balls
+from voxweight.bench.volumes import NUM_CLASSES, nested_balls, write_nested_balls
 from voxweight.stats.prevalence import crop_prevalence
 
 
@@ -36,13 +36,10 @@ def test_prevalence_case_well_formed_and_cleans_up(monkeypatch):
 
 def test_bench_files_give_the_in_memory_result(tmp_path):
     """The files the case writes (four dtypes) give the crop counts of the arrays themselves."""
-    import nibabel as nib
-
-    arrays = [nested_balls(16, i) for i in range(4)]
-    for i, (a, dtype) in enumerate(zip(arrays, bench_module.DTYPES, strict=True)):
-        nib.save(nib.Nifti1Image(a.astype(dtype), np.eye(4)), str(tmp_path / f"{i}.nii.gz"))
+    paths = write_nested_balls(tmp_path, 16)
+    arrays = [nested_balls(16, i) for i in range(len(paths))]
     roi = roi_for(16)
-    files = crop_prevalence(tmp_path, roi_size=roi, num_classes=NUM_CLASSES)
+    files = crop_prevalence(paths, roi_size=roi, num_classes=NUM_CLASSES)
     memory = crop_prevalence(arrays, roi_size=roi, num_classes=NUM_CLASSES)
     np.testing.assert_allclose(files.positives, memory.positives, rtol=1e-12)
     assert files.voxels == 4 * np.prod(roi) and (files.positives[1:] > 0).all()

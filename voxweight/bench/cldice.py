@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
+from voxweight.bench.harness import BenchConfig, BenchResult, backward_step, time_paired
 
 __all__ = ["bench_cldice", "tube_target"]
 
@@ -58,15 +58,10 @@ def bench_cldice(config: BenchConfig) -> list[BenchResult]:
     def ours(z: torch.Tensor) -> torch.Tensor:
         return cldice.voxel_weighted_cldice(z, t, iterations=3, harmonic_smooth=1e-4)
 
-    def step(fn):
-        xi = x.detach().requires_grad_()
-        loss = fn(xi)
-        loss.backward()
-        return loss.detach(), xi.grad
-
-    (loss_b, grad_b), (loss_o, grad_o) = step(lambda z: monai(z, t)), step(ours)
+    baseline, candidate = backward_step(x, lambda z: monai(z, t)), backward_step(x, ours)
+    (loss_b, grad_b), (loss_o, grad_o) = baseline(), candidate()
     torch.testing.assert_close(loss_o, loss_b, rtol=1e-5, atol=1e-6)  # the same loss, or nothing is compared
     torch.testing.assert_close(grad_o, grad_b, rtol=1e-4, atol=1e-9)
-    timing = time_paired(lambda: step(lambda z: monai(z, t)), lambda: step(ours), config.repeats, config.device)
+    timing = time_paired(baseline, candidate, config.repeats, config.device)
     note = f"sigmoid, 3 iterations, {config.device}; losses agree to 1e-5, gradients to 1e-4"
     return [BenchResult.timed(f"clDice loss fwd+bwd [2,1,{e}^3]", "MONAI SoftclDiceLoss", timing, 1.0, note)]

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
+from voxweight.bench.harness import BenchConfig, BenchResult, backward_step, time_paired
 from voxweight.bench.volumes import SIGMA, SPACING, W0, separated_balls
 from voxweight.maps import boundary_weights
 from voxweight.maps.torch_bonus import BAND_SIGMAS
@@ -108,12 +108,7 @@ def bench_hausdorff(config: BenchConfig) -> list[BenchResult]:
     monai = HausdorffDTLoss(sigmoid=True, include_background=True)
     torch.testing.assert_close(hausdorff_dt_loss(x, t), monai(x, t), rtol=1e-4, atol=1e-6)
 
-    def step(fn):
-        xi = x.detach().requires_grad_()
-        fn(xi).backward()
-        return xi.grad
-
-    timing = time_paired(lambda: step(lambda z: monai(z, t)), lambda: step(lambda z: hausdorff_dt_loss(z, t)),
+    timing = time_paired(backward_step(x, lambda z: monai(z, t)), backward_step(x, lambda z: hausdorff_dt_loss(z, t)),
                          config.repeats, config.device)
     return [BenchResult(f"Hausdorff DT loss fwd+bwd [2,1,{e}^3]", "MONAI HausdorffDTLoss", timing.baseline_ms,
                         timing.candidate_ms, 0.2, "sigmoid, alpha 2; losses agree to 1e-4",

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["BenchConfig", "BenchResult", "PairTiming", "format_results", "peak_rises_mib", "time_pair",
-           "time_paired"]
+__all__ = ["BenchConfig", "BenchResult", "PairTiming", "backward_step", "format_results", "peak_rises_mib",
+           "time_pair", "time_paired"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,24 @@ class PairTiming:
     baseline_ms: float
     candidate_ms: float
     ratio: float
+
+
+def backward_step(x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]
+                  ) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    """A timed step: ``loss`` forward and backward on a fresh leaf copy of ``x``; it returns the loss and gradient.
+
+    Example:
+        >>> value, grad = backward_step(torch.ones(3), lambda z: (2 * z).sum())()
+        >>> value.item(), grad.tolist()
+        (6.0, [2.0, 2.0, 2.0])
+    """
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        xi = x.detach().requires_grad_()
+        value = loss(xi)
+        value.backward()
+        return value.detach(), xi.grad
+
+    return run
 
 
 def time_paired(baseline: Callable[[], object], candidate: Callable[[], object], repeats: int,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
+from voxweight.bench.harness import BenchConfig, BenchResult, backward_step, time_paired
 from voxweight.checks import value_checks
 from voxweight.losses import voxel_weighted_bce
 from voxweight.losses.fused import compile_failed
@@ -29,22 +29,14 @@ def loss_inputs(config: BenchConfig) -> tuple[torch.Tensor, torch.Tensor, torch.
     return x.to(config.device), t.to(config.device), w.to(config.device)
 
 
-def _step(x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
-    def run() -> None:
-        xi = x.detach().requires_grad_()
-        loss(xi).backward()
-
-    return run
-
-
 def bench_loss(config: BenchConfig) -> list[BenchResult]:
     """Loss forward + backward: voxel map (checks on / off), fused, and class balance inside the loss."""
     x, t, w = loss_inputs(config)
     reps, dev = 3 * config.repeats, config.device  # short operations: more samples
     inner = 4  # each timed sample is 4 forward+backward passes
     shape = f"[2,1,{config.size}^3]"
-    torch_map = _step(x, lambda xi: F.binary_cross_entropy_with_logits(xi, t, weight=w))
-    ours = _step(x, lambda xi: voxel_weighted_bce(xi, t, w))
+    torch_map = backward_step(x, lambda xi: F.binary_cross_entropy_with_logits(xi, t, weight=w))
+    ours = backward_step(x, lambda xi: voxel_weighted_bce(xi, t, w))
     results = [BenchResult.timed(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map",
                                  time_paired(torch_map, ours, reps, dev, inner), 1.15, "value checks on (default)")]
 
@@ -55,7 +47,7 @@ def bench_loss(config: BenchConfig) -> list[BenchResult]:
     unchecked = time_paired(torch_map, ours_unchecked, reps, dev, inner)
     results.append(BenchResult.timed(f"loss fwd+bwd {shape}, voxel map", "torch eager, same map", unchecked, 1.05,
                                      "value checks off"))
-    balanced = _step(x, lambda xi: voxel_weighted_bce(xi, t, balance="balanced"))
+    balanced = backward_step(x, lambda xi: voxel_weighted_bce(xi, t, balance="balanced"))
     results.append(BenchResult.timed(f"loss fwd+bwd {shape}, balance='balanced'", "torch eager, precomputed map",
                                      time_paired(torch_map, balanced, reps, dev, inner), 1.0, "eager, no map built"))
     results.append(_fused(x, t, w, torch_map, config, shape, balance=None))
@@ -65,7 +57,7 @@ def bench_loss(config: BenchConfig) -> list[BenchResult]:
 
 def _fused(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None, torch_map: Callable[[], None],
            config: BenchConfig, shape: str, balance: str | None) -> BenchResult:
-    fused = _step(x, lambda xi: voxel_weighted_bce(xi, t, w, fused=True, balance=balance))
+    fused = backward_step(x, lambda xi: voxel_weighted_bce(xi, t, w, fused=True, balance=balance))
     start = time.perf_counter()
     fused()  # compilation happens here, outside the timed repeats
     compile_s = time.perf_counter() - start

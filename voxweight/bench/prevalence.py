@@ -10,12 +10,9 @@ whole, then one box-sum pass per foreground class.
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
-
-import numpy as np
 
 from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
-from voxweight.bench.volumes import DTYPES, NUM_CLASSES, nested_balls
+from voxweight.bench.volumes import NUM_CLASSES, write_nested_balls
 
 __all__ = ["bench_prevalence", "roi_for"]
 
@@ -32,18 +29,12 @@ def roi_for(size: int) -> tuple[int, int, int]:
 
 def bench_prevalence(config: BenchConfig) -> list[BenchResult]:
     """``crop_prevalence`` (MONAI mode) vs ``scan_labels`` over four ``.nii.gz`` label files."""
-    import nibabel as nib
-
     from voxweight.stats import scan_labels
     from voxweight.stats.prevalence import crop_prevalence
 
     roi = roi_for(config.size)
     with tempfile.TemporaryDirectory(prefix="voxweight-bench-") as folder:
-        paths = []
-        for i, dtype in enumerate(DTYPES):
-            path = str(Path(folder) / f"label_{i}.nii.gz")
-            nib.save(nib.Nifti1Image(nested_balls(config.size, i).astype(dtype), np.eye(4)), path)
-            paths.append(path)
+        paths = write_nested_balls(folder, config.size)
 
         def scan() -> None:
             scan_labels(paths, num_classes=NUM_CLASSES, workers=1, progress=False)

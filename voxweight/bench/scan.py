@@ -12,12 +12,11 @@ volume.
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
-from voxweight.bench.volumes import DTYPES, NUM_CLASSES, nested_balls
+from voxweight.bench.volumes import DTYPES, NUM_CLASSES, write_nested_balls
 
 
 def bench_scan(config: BenchConfig) -> list[BenchResult]:
@@ -27,11 +26,7 @@ def bench_scan(config: BenchConfig) -> list[BenchResult]:
     from voxweight.stats import scan_labels
 
     with tempfile.TemporaryDirectory(prefix="voxweight-bench-") as folder:
-        paths = []
-        for i, dtype in enumerate(DTYPES):
-            path = str(Path(folder) / f"label_{i}.nii.gz")
-            nib.save(nib.Nifti1Image(nested_balls(config.size, i).astype(dtype), np.eye(4)), path)
-            paths.append(path)
+        paths = write_nested_balls(folder, config.size)
 
         def load() -> None:
             for p in paths:

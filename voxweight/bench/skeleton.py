@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from voxweight.bench.harness import BenchConfig, BenchResult, time_paired
+from voxweight.bench.harness import BenchConfig, BenchResult, backward_step, time_paired
 
 __all__ = ["bench_skeleton", "reference_tubed_skeleton", "skeleton_tree"]
 
@@ -108,11 +108,7 @@ def _recall_cost(config: BenchConfig, tree: np.ndarray) -> BenchResult:
     expected = dice_ce(x, target) + both.srec(x, skeleton)
     torch.testing.assert_close(both(x, target, skeleton=skeleton), expected)  # the sum of the two terms
 
-    def step(fn):
-        xi = x.detach().requires_grad_()
-        fn(xi).backward()
-
-    timing = time_paired(lambda: step(lambda z: dice_ce(z, target)),
-                         lambda: step(lambda z: both(z, target, skeleton=skeleton)), config.repeats, config.device)
+    timing = time_paired(backward_step(x, lambda z: dice_ce(z, target)),
+                         backward_step(x, lambda z: both(z, target, skeleton=skeleton)), config.repeats, config.device)
     note = "softmax, 2 classes; the issue sets no target (the paper: 'small'), 1.5 is ours"
     return BenchResult.timed(f"Dice+CE+Skeleton Recall fwd+bwd [2,2,{e}^3]", "Dice+CE alone", timing, 1.5, note)

@@ -7,10 +7,11 @@ Separated balls are a countable set of objects (the U-Net maps); nested balls ar
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DTYPES", "NUM_CLASSES", "SIGMA", "SPACING", "W0", "nested_balls", "separated_balls"]
+__all__ = ["DTYPES", "NUM_CLASSES", "SIGMA", "SPACING", "W0", "nested_balls", "separated_balls", "write_nested_balls"]
 
 SPACING = (2.0, 0.8, 0.8)  # anisotropic, as in a thick-slice CT (axis order of the array)
 W0, SIGMA = 10.0, 5.0  # the boundary maps' bonus height and width
@@ -54,3 +55,22 @@ def nested_balls(size: int, seed: int) -> np.ndarray:
         center = center + rng.uniform(-0.3, 0.3, 3) * radius
         radius *= rng.uniform(0.4, 0.6)
     return labels
+
+
+def write_nested_balls(folder: str | Path, size: int) -> list[str]:
+    """One ``.nii.gz`` of :func:`nested_balls` per dtype of ``DTYPES`` in ``folder`` (seeds 0, 1, ...); their paths.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     [Path(p).name for p in write_nested_balls(folder, 8)][:2]
+        ['label_0.nii.gz', 'label_1.nii.gz']
+    """
+    import nibabel as nib
+
+    paths = []
+    for i, dtype in enumerate(DTYPES):
+        path = str(Path(folder) / f"label_{i}.nii.gz")
+        nib.save(nib.Nifti1Image(nested_balls(size, i).astype(dtype), np.eye(4)), path)
+        paths.append(path)
+    return paths
