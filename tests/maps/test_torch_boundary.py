@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import voxweight.maps.boundary as boundary_module
-import voxweight.maps.labels as labels_module
+from tests.maps.map_checks import refuse_host_copies
 from voxweight.maps import boundary_weights
 from voxweight.maps.torch_bonus import BAND_SIGMAS
 
@@ -236,13 +236,7 @@ def test_torch_path_makes_no_host_copy(monkeypatch):
         "multiclass distance": boundary_weights(classes, mode="distance", sigma=2.0, multiclass=True),
     }
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("host copy")
-
-    for target in (labels_module, boundary_module):
-        monkeypatch.setattr(target, "host_array", refuse)
-    monkeypatch.setattr(torch.Tensor, "numpy", refuse)
-    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
+    refuse_host_copies(monkeypatch)
     got = {
         "unet": boundary_weights(tensors["binary"], sigma=2.0, backend="torch"),
         "distance": boundary_weights(tensors["binary"], mode="distance", sigma=2.0, backend="torch"),

@@ -9,9 +9,8 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-import voxweight.maps.boundary as boundary_module
-import voxweight.maps.labels as labels_module
 import voxweight.transforms as vt
+from tests.maps.map_checks import refuse_host_copies
 from tests.transforms.transform_checks import PIXDIM, as_kind
 from voxweight.maps import boundary_weights, class_balance_weights, multiclass_balance_weights
 
@@ -33,16 +32,6 @@ def _classes() -> np.ndarray:
     return lab
 
 
-def _refuse_host(monkeypatch) -> None:
-    def refuse(*args, **kwargs):
-        raise AssertionError("host copy")
-
-    for target in (labels_module, boundary_module):
-        monkeypatch.setattr(target, "host_array", refuse)
-    monkeypatch.setattr(torch.Tensor, "numpy", refuse)
-    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
-
-
 @pytest.mark.parametrize("multiclass", [False, True])
 @pytest.mark.parametrize("mode", ["unet", "distance"])
 @pytest.mark.parametrize("kind", ["tensor", "metatensor"])
@@ -54,7 +43,7 @@ def test_boundary_weight_torch_backend_equals_host_path_without_host_copy(kind, 
                                 multiclass=multiclass, backend="edt")
     lab = as_kind(kind, label.astype(np.float32) if multiclass else label)  # LoadImaged gives float classes
     transform = vt.BoundaryWeight(mode=mode, w0=8.0, sigma=2.0, multiclass=multiclass, backend="torch")
-    _refuse_host(monkeypatch)
+    refuse_host_copies(monkeypatch)
     out = transform(lab)
     monkeypatch.undo()
     assert type(out) is type(lab) and out.dtype == torch.float32
@@ -74,7 +63,7 @@ def test_boundary_weightd_backend_with_instances_and_composition(monkeypatch):
     data = {"label": as_kind("metatensor", label), "inst": torch.from_numpy(inst),
             "label_weight": torch.full(label.shape, 2.0)}
     transform = vt.BoundaryWeightd("label", w0=6.0, sigma=1.5, instance_key="inst", backend="torch")
-    _refuse_host(monkeypatch)
+    refuse_host_copies(monkeypatch)
     out = transform(data)["label_weight"]
     monkeypatch.undo()
     np.testing.assert_allclose(np.asarray(out), expected + 1.0, rtol=1e-5, atol=6e-6)
@@ -98,7 +87,7 @@ def test_class_balance_weight_stays_in_torch(kind, monkeypatch):
     lab, lab_multi = as_kind(kind, label), as_kind(kind, classes.astype(np.float32))
     binary, multi, twin = (vt.ClassBalanceWeight(), vt.ClassBalanceWeight(multiclass=True, num_classes=3),
                            vt.ClassBalanceWeightd("label"))  # built on a tiny ndarray: before the patch
-    _refuse_host(monkeypatch)
+    refuse_host_copies(monkeypatch)
     out, out_multi, outd = binary(lab), multi(lab_multi), twin({"label": lab})["label_weight"]
     monkeypatch.undo()
     for got, expected in ((out, want), (out_multi, want_multi), (outd, want)):
