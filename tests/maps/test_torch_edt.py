@@ -183,14 +183,14 @@ def test_scan_pass_is_the_brute_force_first_pass(n, dtype):
 
 
 @pytest.mark.parametrize("far", [False, True])
-def test_scan_stops_early_only_when_every_voxel_is_reached(far, monkeypatch):
+def test_scan_keeps_only_unreached_lines_after_the_early_check(far, monkeypatch):
     """Oracle: the float64 brute force; dense lines (every voxel within 7 of a target) leave the doubling at
-    s = 8, and one line whose target is far away keeps every line in it."""
+    s = 8, and a line whose target is far away goes on alone."""
     import voxweight.maps.edt_passes as passes
 
     calls = []
-    real = passes._settled
-    monkeypatch.setattr(passes, "_settled", lambda *a: calls.append(real(*a)) or calls[-1])
+    real = passes._unreached
+    monkeypatch.setattr(passes, "_unreached", lambda *a: calls.append(real(*a).tolist()) or real(*a))
     n = 64
     t = np.zeros((50, n), dtype=bool)
     t[:, ::5] = True  # every voxel within 2 of a target
@@ -202,7 +202,19 @@ def test_scan_stops_early_only_when_every_voxel_is_reached(far, monkeypatch):
     expected = np.where(t[:, None, :], (0.7 * (i - j)) ** 2, np.inf).min(-1)
     out = scan_pass(torch.from_numpy(t), 0.7, torch.float64)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-15)
-    assert calls == [not far]
+    assert calls == [[9] if far else []]
+
+
+def test_scan_goes_on_in_place_when_most_lines_are_unreached():
+    """Oracle: the float64 brute force on lines with one target each (all unreached at s = 8) plus dense ones."""
+    rng = np.random.default_rng(0)
+    n = 200
+    t = np.zeros((30, n), dtype=bool)
+    t[np.arange(30), rng.integers(0, n, 30)] = True
+    t[:5, ::3] = True
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    expected = np.where(t[:, None, :], (1.5 * (i - j)) ** 2, np.inf).min(-1)
+    np.testing.assert_allclose(scan_pass(torch.from_numpy(t), 1.5, torch.float64).numpy(), expected, rtol=1e-15)
 
 
 def test_long_lines_leave_the_loop_only_when_done():

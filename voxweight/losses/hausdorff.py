@@ -102,7 +102,7 @@ def boundary_distances(mask: torch.Tensor, spacing: Any = None) -> torch.Tensor:
     with torch.no_grad():
         d = distance_to_interface(mask, spacing=spacing, spatial_dims=mask.ndim - 2, backend=fastest_backend(mask))
         d = torch.from_numpy(d) if isinstance(d, np.ndarray) else d
-        return d.masked_fill_(torch.isinf(d), 0.0).to(mask.device)  # d is this call's own tensor
+        return torch.nan_to_num_(d, posinf=0.0).to(mask.device)  # d is this call's own tensor, never NaN
 
 
 def hausdorff_dt_loss(input: torch.Tensor, target: torch.Tensor, *, alpha: float = 2.0,

@@ -125,6 +125,6 @@ def torch_distance(fg: torch.Tensor, spacing: Sequence[float], kind: str,
         d2 = edt_squared(fg, scaled, tile_bytes, bound, torch.float32)
     else:  # both sides in one batch: inside measures to the background, outside to the foreground
         sides = edt_squared(torch.stack((~fg, fg)), scaled, tile_bytes, bound, torch.float32)
-        d2 = torch.where(fg, sides[0], sides[1])
+        d2 = torch.add(sides[0], sides[1], out=sides[0])  # each side is 0 on its own targets (inf + 0 = inf)
     d = d2.sqrt_().mul_(scale)
     return torch.where(fg, -d, d) if kind == "signed" else d
