@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
+
+from voxweight.stats.crop_boxes import box_window_sums, foreground_box, window_sums
 
 __all__ = ["GROUP_BYTES", "centre_starts", "crop_expectations", "monai_start_weights",
            "nnunet_start_weights", "pool_centres", "segment_sums", "window_sums"]
@@ -29,14 +30,15 @@ def _along(axis: int, index: int | slice) -> tuple:
     return (slice(None),) * axis + (index,)
 
 
-def centre_starts(length: int, size: int, lo: int, hi: int) -> np.ndarray:
-    """The crop start each centre voxel gives along one axis: ``min(max(i - size // 2, lo), hi)``.
+def centre_starts(length: int, size: int, lo: int, hi: int, origin: int = 0) -> np.ndarray:
+    """The crop start each centre ``i = origin .. origin + length - 1`` gives: ``min(max(i - size // 2, lo), hi)``.
 
     Args:
         length: voxels along the axis.
         size: crop size along the axis.
         lo: smallest start allowed.
         hi: largest start allowed (>= ``lo``).
+        origin: the position of the first centre (0: the volume's first voxel).
 
     Returns:
         int64 ``[length]``, non-decreasing by steps of 0 or 1.
@@ -45,7 +47,7 @@ def centre_starts(length: int, size: int, lo: int, hi: int) -> np.ndarray:
         >>> centre_starts(6, 4, 0, 2).tolist()  # MONAI: centres 0-2 -> start 0, centre 5 -> start 2
         [0, 0, 0, 1, 2, 2]
     """
-    return np.clip(np.arange(length, dtype=np.int64) - size // 2, lo, hi)
+    return np.clip(np.arange(origin, origin + length, dtype=np.int64) - size // 2, lo, hi)
 
 
 def _c_frame(x: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -59,8 +61,8 @@ def _axis_order(lengths: tuple[int, ...], outs: tuple[int, ...]) -> list[int]:
     return [*sorted(range(len(lengths) - 1), key=lambda a: outs[a] / lengths[a]), len(lengths) - 1]
 
 
-def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...], hi: tuple[int, ...]
-                 ) -> np.ndarray:
+def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...], hi: tuple[int, ...],
+                 origin: tuple[int, ...] | None = None) -> np.ndarray:
     """Sum centre weights onto the crop starts they give (:func:`centre_starts` on each axis).
 
     Args:
@@ -68,6 +70,7 @@ def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...]
         size: crop size per axis.
         lo: smallest start per axis.
         hi: largest start per axis.
+        origin: the volume position of ``centres``' first voxel (a box cut from the volume); None: 0.
 
     Returns:
         ``W`` on the starts ``[lo, hi]`` of each axis (entry ``j`` is start ``lo + j``); unsigned or bool
@@ -81,12 +84,13 @@ def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...]
         [1, 1, 1]
     """
     pooled, flipped = _c_frame(centres)
-    size, lo, hi = (tuple(v)[::-1 if flipped else 1] for v in (size, lo, hi))
+    origin = (0,) * centres.ndim if origin is None else origin
+    size, lo, hi, origin = (tuple(v)[::-1 if flipped else 1] for v in (size, lo, hi, origin))
     bound = 1 if pooled.dtype.kind == "b" else int(pooled.max()) if pooled.dtype.kind == "u" else None  # exact
     pooled = pooled.view(np.uint8) if pooled.dtype.kind == "b" else pooled
     dtype = np.float64 if pooled.dtype.kind == "f" else np.int64
     for axis in _axis_order(pooled.shape, tuple(b - a + 1 for a, b in zip(lo, hi, strict=True))):
-        starts = centre_starts(pooled.shape[axis], size[axis], lo[axis], hi[axis])
+        starts = centre_starts(pooled.shape[axis], size[axis], lo[axis], hi[axis], origin[axis])
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(starts)) + 1, [starts.size]])
         bound = None if bound is None else bound * int(np.diff(bounds).max())
         dtype = dtype if bound is None else _count_dtype(bound)
@@ -131,61 +135,13 @@ def segment_sums(x: np.ndarray, bounds: np.ndarray, axis: int, dtype: type) -> n
     return out
 
 
-def window_sums(x: np.ndarray, axis: int, size: int, starts: int, bound: int) -> np.ndarray:
-    """Sums of ``x`` over the windows ``[t, t + size)`` of ``axis``, for ``t = 0 .. starts - 1``.
-
-    The first window is one reduction, each next one the previous plus the slab entering minus the one leaving
-    (adding first); many small windows are differences of running sums; the last (contiguous) axis is one float32
-    product with the 0/1 band of windows (exact below 2**24; else it is turned second). Smallest unsigned dtype.
-
-    Args:
-        x: unsigned (or bool-as-uint8) counts.
-        axis: the axis summed.
-        size: the window (``starts + size - 1 <= x.shape[axis]``).
-        starts: the number of windows.
-        bound: the largest value in ``x`` (or more).
-
-    Returns:
-        The window sums, ``starts`` along ``axis``.
-
-    Example:
-        >>> window_sums(np.array([1, 0, 1, 1, 0], np.uint8), 0, 2, 4, 1).tolist()
-        [1, 1, 2, 1]
-    """
-    if axis == x.ndim - 1 and x.ndim > 1 and starts <= 128 and bound * size < 1 << 24:  # rows: one exact matmul
-        band = torch.arange(x.shape[-1])[:, None] - torch.arange(starts)  # torch: its thread setting, not BLAS's
-        rows = torch.from_numpy(x.reshape(-1, x.shape[-1]).astype(np.float32))
-        sums = (rows @ ((band >= 0) & (band < size)).float()).numpy()
-        return sums.astype(_count_dtype(bound * size)).reshape(*x.shape[:-1], starts)
-    if axis == x.ndim - 1 and x.ndim > 2:  # along rows: slabs would be strided columns, so turn them first
-        turned = window_sums(np.ascontiguousarray(np.moveaxis(x, -1, 1)), 1, size, starts, bound)
-        return np.moveaxis(turned, 1, -1)
-    small = 2 * (starts - 1) > x.shape[axis]  # small windows: running sums of every voxel, then differences
-    dtype = _count_dtype(bound * (x.shape[axis] if small else size + 1))
-    out = np.empty((*x.shape[:axis], starts, *x.shape[axis + 1:]), dtype=dtype)
-
-    def at(a: np.ndarray, i: int) -> np.ndarray:
-        return a[_along(axis, slice(i, i + 1))]
-
-    if small:
-        total = np.zeros((*x.shape[:axis], x.shape[axis] + 1, *x.shape[axis + 1:]), dtype=dtype)
-        for i in range(x.shape[axis]):
-            np.add(at(total, i), at(x, i), out=at(total, i + 1))
-        return np.subtract(total[_along(axis, slice(size, size + starts))], total[_along(axis, slice(0, starts))],
-                           out=out)
-    np.add.reduce(x[_along(axis, slice(0, size))], axis=axis, dtype=dtype, out=at(out, 0), keepdims=True)
-    for t in range(1, starts):
-        np.add(at(out, t - 1), at(x, t + size - 1), out=at(out, t))
-        np.subtract(at(out, t), at(x, t - 1), out=at(out, t))
-    return out
-
-
 def crop_expectations(label: np.ndarray, weights: np.ndarray, size: tuple[int, ...], top: int, num_classes: int
                       ) -> tuple[np.ndarray, np.ndarray]:
     r"""Expected voxels per class in the crop, :math:`\sum_t W(t) C_k(t)`, and :math:`P(C_k > 0)`.
 
-    The classes ``1 .. top`` are stacked as indicators (``GROUP_BYTES`` at a time) and boxed together
-    (:func:`window_sums` per axis, exact); ``C_0 = prod(size) - sum_k C_k``. C or Fortran order.
+    The classes ``1 .. top`` are stacked as indicators (``GROUP_BYTES`` at a time) inside the labelled voxels'
+    bounding box and summed together (:func:`~voxweight.stats.crop_boxes.box_window_sums`, exact);
+    ``C_0 = prod(size) - sum_k C_k``. C or Fortran order.
 
     Args:
         label: integer class indices in ``[0, top]``; every crop lies inside it.
@@ -207,14 +163,13 @@ def crop_expectations(label: np.ndarray, weights: np.ndarray, size: tuple[int, .
     size = tuple(size)[::-1] if flipped else tuple(size)
     counts, presence = np.zeros(num_classes), np.zeros(num_classes)
     rest = np.full(weights.shape, math.prod(size), dtype=np.int64)
-    group = max(1, GROUP_BYTES // frame.size)
-    for first in range(1, top + 1, group):
+    box = foreground_box(frame)  # every class voxel lies in it: the sums run on the box only
+    cut = frame[box] if box is not None else frame[:0]
+    group = max(1, GROUP_BYTES // max(cut.size, 1))
+    for first in range(1, top + 1 if box is not None else 1, group):
         classes = np.arange(first, min(first + group, top + 1))
-        inside = np.equal(frame[None], classes.reshape(-1, *(1,) * frame.ndim).astype(frame.dtype)).view(np.uint8)
-        bound = 1  # the largest count so far
-        for axis in _axis_order(frame.shape, weights.shape):
-            inside = window_sums(inside, axis + 1, size[axis], weights.shape[axis], bound)
-            bound *= size[axis]
+        inside = np.equal(cut[None], classes.reshape(-1, *(1,) * cut.ndim).astype(cut.dtype)).view(np.uint8)
+        inside = box_window_sums(inside, box, size, weights.shape, _axis_order(cut.shape, weights.shape))
         rest -= inside.sum(axis=0, dtype=np.int64)
         counts[classes] = (inside * weights).reshape(classes.size, -1).sum(axis=1)
         presence[classes] = np.where(inside > 0, weights, 0.0).reshape(classes.size, -1).sum(axis=1)
@@ -241,12 +196,14 @@ def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: flo
         >>> monai_start_weights(np.array([0, 0, 0, 0, 0, 1]), (4,), 0.5).round(12).tolist()
         [0.3, 0.1, 0.6]
     """
-    fg = label != 0
+    box = foreground_box(label)  # centres outside it weigh 0: pool the box only
+    fg = label[box] != 0 if box is not None else label != 0
     n_fg = int(np.count_nonzero(fg))
-    n_bg = fg.size - n_fg
+    n_bg = label.size - n_fg
     p = 0.0 if n_fg == 0 else 1.0 if n_bg == 0 else pos_ratio
     hi = tuple(n - s for n, s in zip(label.shape, size, strict=True))
-    pooled_fg = pool_centres(fg, size, (0,) * label.ndim, hi).astype(np.int64)
+    origin = tuple(b.start for b in box) if box is not None else (0,) * label.ndim
+    pooled_fg = pool_centres(fg, size, (0,) * label.ndim, hi, origin).astype(np.int64)
     weights = np.zeros(pooled_fg.shape)
     if p > 0:
         weights += (p / n_fg) * pooled_fg
