@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-import scipy.ndimage as ndi
 import torch
-from skimage.morphology import skeletonize
 
 from voxweight._validate import check_positive_int, check_positive_number, describe
 from voxweight.demo.metrics import overlap_scores
@@ -30,6 +28,8 @@ from voxweight.losses.cldice import voxel_weighted_cldice
 from voxweight.losses.compound import VoxelWeightedDiceCE
 from voxweight.losses.skeleton_compound import DiceCESkeletonRecall
 from voxweight.maps.skeleton import tubed_skeleton
+from voxweight.study.metrics import betti0_error as study_betti0
+from voxweight.study.metrics import cldice_metric as study_cldice
 
 __all__ = ["CLDICE_ALPHA", "TUBULAR_VARIANTS", "TubularData", "TubularReport", "TubularScores", "betti0_error",
            "cldice_metric", "dice_metric", "run_tubular_study", "tubular_data", "tubular_network"]
@@ -88,12 +88,7 @@ def cldice_metric(pred: Any, truth: Any) -> float:
         >>> round(cldice_metric(pred, truth), 6)
         0.666667
     """
-    p, t = _masks(pred, truth)
-    if not p.any() or not t.any():
-        return float(p.any() == t.any())
-    skel_p, skel_t = ((s if (s := skeletonize(m)).any() else m) for m in (p, t))  # an empty skeleton: the mask
-    tprec, tsens = np.sum(skel_p & t) / np.sum(skel_p), np.sum(skel_t & p) / np.sum(skel_t)
-    return float(2 * tprec * tsens / (tprec + tsens)) if tprec + tsens > 0 else 0.0
+    return study_cldice(*_masks(pred, truth))  # the study's metric, on checked numpy masks
 
 
 def betti0_error(pred: Any, truth: Any) -> int:
@@ -111,9 +106,7 @@ def betti0_error(pred: Any, truth: Any) -> int:
         >>> betti0_error(pred, truth)
         1
     """
-    p, t = _masks(pred, truth)
-    full = ndi.generate_binary_structure(p.ndim, p.ndim)
-    return abs(ndi.label(p, structure=full)[1] - ndi.label(t, structure=full)[1])
+    return study_betti0(*_masks(pred, truth))
 
 
 class TubularScores(NamedTuple):
