@@ -73,16 +73,19 @@ def test_quick_demo_is_deterministic_and_writes_a_figure(tmp_path):
     assert len(a.notes) == sum(r.max_probability <= 0.5 for r in a.results) and a.notes == b.notes
 
 
-@pytest.mark.slow
-def test_cli_demo_prints_table(tmp_path, capsys):
-    assert main(["demo", "--quick", "--seed", "1", "--out", str(tmp_path)]) == 0
+def test_cli_demo_is_the_study_quick_path(tmp_path, capsys):
+    """``voxweight demo`` runs a short study of the four demo recipes on synthetic touching objects."""
+    from voxweight.cli.demo import DEMO_RECIPES
+    from voxweight.study.metrics import METRICS
+
+    assert main(["demo", "--quick", "--seed", "1", "--out", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "pos_weight" in out and "bnd.dice" in out and "class balance + boundary map" in out
-    assert "training crops (pos/neg 1:1)" in out
-    assert "threshold 0.5 (debiased)" in out and " AP " in out  # the header states its threshold
-    for column in ("bnd.dice", "AP", "best dice", "thr", "max p", "ECE raw", "ECE debiased"):
-        assert any(line.startswith(column + " ") for line in out.splitlines()), column  # the legend defines it
-    assert (tmp_path / "demo.png").is_file()
+    header = next(line for line in out.splitlines() if line.startswith("metric"))
+    assert header.split()[1:] == list(DEMO_RECIPES)
+    for name, info in METRICS.items():
+        assert (info.label in out) == (info.kind in ("all", "instances")), name
+    assert "pos/neg 1:1 crops" in out and "one seed is noisy" in out
+    assert (tmp_path / "study.png").is_file() and list((tmp_path / "predictions").rglob("*.nii.gz"))
 
 
 def test_cli_usage_error_exits_2():

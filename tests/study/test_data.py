@@ -24,11 +24,13 @@ from voxweight.study.data import (
 SMALL = {"shape": (16, 16, 8), "spacing": (1.0, 1.0, 2.0)}
 
 
-def touching_pairs(instances: np.ndarray) -> set[tuple[int, int]]:
-    """Pairs of distinct ids where one id, dilated by scipy's 6-connected cross, overlaps the other."""
+def touching_pairs(instances: np.ndarray, structure: np.ndarray | None = None, iterations: int = 1
+                   ) -> set[tuple[int, int]]:
+    """Pairs of distinct ids where one id, dilated (scipy's 6-connected cross by default), overlaps the other."""
     pairs = set()
     for i in np.unique(instances[instances > 0]).tolist():
-        around = np.unique(instances[ndi.binary_dilation(instances == i)]).tolist()
+        grown = ndi.binary_dilation(instances == i, structure=structure, iterations=iterations)
+        around = np.unique(instances[grown]).tolist()
         pairs |= {(min(i, j), max(i, j)) for j in around if j not in (0, i)}
     return pairs
 
@@ -69,16 +71,18 @@ def test_layout_dtypes_affine_and_imbalance(studies, kind):
             np.testing.assert_array_equal(np.asarray(inst.dataobj) > 0, lab > 0)
 
 
-def test_touching_objects_are_separate_instances_that_touch(studies):
+def test_touching_objects_are_separate_instances_one_voxel_apart(studies):
+    """Each touching pair is two instances with a one-voxel border (full connectivity) between them, as annotated
+    touching cells are: not in contact, within two voxels, and the binary label keeps them apart."""
+    full = np.ones((3, 3, 3), bool)
     for case in find_cases(studies["touching"]):
         instances = read(case["instances"])
         ids = np.unique(instances[instances > 0]).tolist()
         assert ids == list(range(1, len(ids) + 1))
         assert all(ndi.label(instances == i)[1] == 1 for i in ids)  # each instance one 6-connected piece
-        pairs = touching_pairs(instances)
-        assert len(pairs) >= 1
-        # the binary label merges each touching pair: fewer components than instances
-        assert ndi.label(read(case["label"]))[1] == len(ids) - len(pairs)
+        assert touching_pairs(instances, full) == set()  # the border: no face, edge or corner contact
+        assert len(touching_pairs(instances, full, iterations=2)) >= 1  # but one voxel apart
+        assert ndi.label(read(case["label"]), structure=full)[1] == len(ids)
 
 
 def test_blobs_never_touch(studies):

@@ -169,11 +169,11 @@ def _f1_reference(pred, instances):
     return 1.0 if n + len(ids) == 0 else 2 * tp / (n + len(ids))
 
 
-def _split_reference(pred, instances):
+def _split_reference(pred, instances, gap=1):
     comps = ndi.label(pred, structure=FULL[pred.ndim])[0]
     pairs = set()
     for x in np.ndindex(instances.shape):
-        for d in itertools.product((-1, 0, 1), repeat=instances.ndim):
+        for d in itertools.product(range(-gap - 1, gap + 2), repeat=instances.ndim):
             y = tuple(np.add(x, d))
             if all(0 <= c < n for c, n in zip(y, instances.shape, strict=True)):
                 a, b = instances[x], instances[y]
@@ -193,11 +193,12 @@ def _split_reference(pred, instances):
 @given(arrays(np.int64, (6, 7), elements=st.integers(0, 3)), arrays(np.bool_, (6, 7)))
 def test_object_f1_and_split_rate_match_loop_references(instances, pred):
     assert object_f1(pred, instances) == pytest.approx(_f1_reference(pred, instances))
-    expected = _split_reference(pred, instances)
-    got = touching_split_rate(pred, instances)
-    assert (got is None) == (expected is None)
-    if expected is not None:
-        assert got == pytest.approx(expected)
+    for gap in (0, 1):
+        expected = _split_reference(pred, instances, gap)
+        got = touching_split_rate(pred, instances, gap=gap)
+        assert (got is None) == (expected is None)
+        if expected is not None:
+            assert got == pytest.approx(expected)
 
 
 @settings(max_examples=60, deadline=None)
@@ -209,8 +210,9 @@ def test_object_f1_and_split_rate_near_the_truth_match_loop_references(instances
     for x in flips:
         pred[x] = not pred[x]
     assert object_f1(pred, instances) == pytest.approx(_f1_reference(pred, instances))
-    expected, got = _split_reference(pred, instances), touching_split_rate(pred, instances)
-    assert (got is None) == (expected is None) and (expected is None or got == pytest.approx(expected))
+    for gap in (0, 1):
+        expected, got = _split_reference(pred, instances, gap), touching_split_rate(pred, instances, gap=gap)
+        assert (got is None) == (expected is None) and (expected is None or got == pytest.approx(expected))
 
 
 def test_touching_split_rate_hand_computed():
@@ -226,15 +228,32 @@ def test_touching_split_rate_hand_computed():
     three[1:5, 9:11] = 9  # 3-7 and 7-9 touch, 3-9 do not
     pred = three > 0
     pred[:, 9] = False  # 7 | 9 kept apart, 3 and 7 merged
-    assert touching_split_rate(pred, three) == 0.5
+    assert touching_split_rate(pred, three, gap=0) == 0.5
     corner = np.zeros((4, 4), int)
     corner[0, 0], corner[1, 1] = 1, 2  # touch by a corner only
     assert touching_split_rate(corner > 0, corner) == 0.0  # one 8-connected component
     apart_3d = np.zeros((3, 3, 3), int)
     apart_3d[0, 0, 0], apart_3d[2, 2, 2] = 1, 2
-    assert touching_split_rate(apart_3d > 0, apart_3d) is None  # no touching pair: not applicable
+    assert touching_split_rate(apart_3d > 0, apart_3d, gap=0) is None  # no touching pair: not applicable
     assert touching_split_rate(np.zeros((2, 2), bool), np.zeros((2, 2), int)) is None
     assert touching_split_rate(np.zeros(instances.shape, bool), instances) == 0.0  # nothing predicted
+
+
+def test_touching_split_rate_counts_pairs_across_a_one_voxel_border():
+    """Annotated touching objects: two instances with a one-voxel border touch at gap=1 (the default), not at
+    gap=0; predicting the label itself keeps them apart (rate 1), bridging the border merges them (rate 0)."""
+    instances = np.zeros((4, 9), int)
+    instances[:, :4], instances[:, 5:] = 1, 2  # column 4 is the border
+    assert touching_split_rate(instances > 0, instances, gap=0) is None
+    assert touching_split_rate(instances > 0, instances) == 1.0
+    bridged = instances > 0
+    bridged[1, 4] = True
+    assert touching_split_rate(bridged, instances) == 0.0
+    far = np.zeros((4, 9), int)
+    far[:, :3], far[:, 5:] = 1, 2  # a border of two voxels
+    assert touching_split_rate(far > 0, far) is None and touching_split_rate(far > 0, far, gap=2) == 1.0
+    with pytest.raises(ValueError, match="gap: expected an int >= 0"):
+        touching_split_rate(far > 0, far, gap=-1)
 
 
 def test_betti0_error_and_cldice_hand_computed():

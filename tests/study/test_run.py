@@ -132,3 +132,17 @@ def test_study_command_writes_the_json(touching, tmp_path, capsys):
                  "8", "--json", str(target), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "one seed is noisy" in out and StudyResult.load_json(target).seeds == [0]
+
+
+def test_synthetic_vessels_report_the_tubular_metrics(tmp_path, capsys):
+    """--synthetic vessels: the tubular recipes' metrics (Betti-0 error, clDice) are in the table and the JSON."""
+    target = tmp_path / "v.json"
+    assert main(["study", "--synthetic", "vessels", "--recipes", "dice_ce_skeleton_recall", "--seeds", "1", "--steps",
+                 "2", "--roi-size", "16", "16", "8", "--out", str(tmp_path / "o"), "--json", str(target),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert METRICS["betti0_error"].label in out and METRICS["cldice"].label in out
+    result = StudyResult.load_json(target)
+    assert result.recipes == ["bce", "dice_ce_skeleton_recall"]
+    assert "object_f1" not in result.metrics()  # no instance maps for vessels
+    assert all(isinstance(v, float) for v in result.scores["bce"]["cldice"])

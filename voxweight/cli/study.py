@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, help="optimiser steps per run (default 400)")
     parser.add_argument("--roi-size", type=int, nargs=3, metavar="N", help="training crop and sliding window "
                         "(default 32 32 16)")
+    parser.add_argument("--tubular", action="store_true", help="thin structures: also report Betti-0 error and clDice "
+                        "and default to the tubular recipes (implied by --synthetic vessels)")
     parser.add_argument("--tolerance", type=float, default=1.0, metavar="MM", help="surface Dice tolerance in mm")
     parser.add_argument("--out", metavar="DIR", help="keep the predictions (NIfTI, the images' affines) and "
                         "study.png here (default: a new temporary folder)")
@@ -78,6 +80,7 @@ def _synthetic(kind: str, out: Path) -> Path:
 def _study(args: argparse.Namespace, data: str | Path, out: Path):
     from tqdm.auto import tqdm
 
+    from voxweight.study.recipes import TUBULAR_RECIPES
     from voxweight.study.run import DEFAULT_ROI, DEFAULT_STEPS, run_study
 
     bars: dict[str, tqdm] = {}
@@ -89,10 +92,13 @@ def _study(args: argparse.Namespace, data: str | Path, out: Path):
             bars[name] = tqdm(desc=name, total=total, unit="step", leave=False)
         bars[name].update(1)
 
+    tubular = args.tubular or args.synthetic == "vessels"
+    recipes = args.recipes if args.recipes or not tubular else list(TUBULAR_RECIPES)
     try:
-        return run_study(data, args.recipes, seeds=args.seeds, steps=args.steps or DEFAULT_STEPS,
+        return run_study(data, recipes, seeds=args.seeds, steps=args.steps or DEFAULT_STEPS,
                          roi_size=tuple(args.roi_size) if args.roi_size else DEFAULT_ROI, device=args.device,
-                         out_dir=out, tolerance_mm=args.tolerance, progress=None if args.no_progress else progress)
+                         out_dir=out, tolerance_mm=args.tolerance, tubular=tubular or None,
+                         progress=None if args.no_progress else progress)
     finally:
         for bar in bars.values():
             bar.close()

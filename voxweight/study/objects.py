@@ -115,10 +115,10 @@ def object_f1(pred: Any, instances: Any, iou: float = 0.5) -> float:
     return 2 * tp / (2 * tp + (n_pred - tp) + (n_true - tp))
 
 
-def _touching_pairs(instances: np.ndarray) -> np.ndarray:
-    """``[k, 2]`` id pairs ``a < b`` of instances with neighbouring voxels (face, edge or corner)."""
+def _touching_pairs(instances: np.ndarray, gap: int) -> np.ndarray:
+    """``[k, 2]`` id pairs ``a < b`` of instances with voxels at most ``gap + 1`` apart on every axis."""
     found = [np.empty((0, 2), dtype=instances.dtype)]
-    for offset in itertools.product((-1, 0, 1), repeat=instances.ndim):
+    for offset in itertools.product(range(-gap - 1, gap + 2), repeat=instances.ndim):
         if offset <= (0,) * instances.ndim:  # every neighbour direction once, not also its opposite
             continue
         a = instances[tuple(slice(max(-o, 0), n - max(o, 0)) for o, n in zip(offset, instances.shape, strict=True))]
@@ -128,10 +128,12 @@ def _touching_pairs(instances: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(found), axis=0)
 
 
-def touching_split_rate(pred: Any, instances: Any) -> float | None:
+def touching_split_rate(pred: Any, instances: Any, *, gap: int = 1) -> float | None:
     r"""The fraction of touching true instances that the prediction keeps apart; None when no two instances touch.
 
-    Two instances touch when a voxel of one neighbours a voxel of the other (face, edge or corner). The pair is
+    Two instances touch when a voxel of one lies within ``gap + 1`` voxels of a voxel of the other on every axis:
+    in contact (face, edge or corner), or separated by a border of at most ``gap`` voxels, as annotated touching
+    objects are (a binary label can only keep them apart with such a border). The pair is
     split when both are detected (some predicted voxel inside each) and the predicted component (full
     connectivity) holding most of ``a``'s predicted voxels is not the one holding most of ``b``'s (ties: the
     lowest component label). ``rate = #split pairs / #touching pairs``: a pair with an undetected instance counts
@@ -140,6 +142,7 @@ def touching_split_rate(pred: Any, instances: Any) -> float | None:
     Args:
         pred: binary prediction.
         instances: true instance ids, 0 the background.
+        gap: the widest border (voxels) between two instances that still counts as touching (>= 0).
 
     Returns:
         The rate in [0, 1], or None.
@@ -160,7 +163,9 @@ def touching_split_rate(pred: Any, instances: Any) -> float | None:
     """
     p = check_mask("pred", pred)
     ids = check_instances(instances, p.shape)
-    pairs = _touching_pairs(ids)
+    if isinstance(gap, bool) or not isinstance(gap, int | np.integer) or gap < 0:
+        raise ValueError(f"gap: expected an int >= 0, got {gap!r}")
+    pairs = _touching_pairs(ids, int(gap))
     if len(pairs) == 0:
         return None
     inside = _joint_counts(p, ids)[0][1:, 1:]  # instances x predicted components

@@ -118,10 +118,12 @@ class StudyResult:
             for r in self.recipes:
                 mean, sd = summary[r][m]
                 mark = "" if r == self.baseline else _MARKS[self.comparison(r, m).verdict]
-                cells.append("n/a" if mean is None else f"{mean:.3f}±{sd:.3f}{mark}")
+                spread = f"±{sd:.3f}" if len(self.seeds) > 1 else ""  # one seed: no spread to show
+                cells.append("n/a" if mean is None else f"{mean:.3f}{spread}{mark}")
             lines.append(f"{label:<16}" + "".join(f"{c:>{width}}" for c in cells))
         n = len(self.seeds)
-        lines.append(f"mean ± sd over {n} seed{'s' if n != 1 else ''}; vs {self.baseline} (paired by seed, 95% CI): "
+        spread = "mean ± sd over" if n > 1 else "the value of"
+        lines.append(f"{spread} {n} seed{'s' if n != 1 else ''}; vs {self.baseline} (paired by seed, 95% CI): "
                      "+ better, - worse, = within the seed noise, ? one seed (no interval)")
         return "\n".join(lines)
 

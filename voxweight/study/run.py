@@ -95,11 +95,13 @@ def run_study(items: str | os.PathLike[str] | Sequence[dict[str, str]], recipes:
     cache: dict[str, CaseArrays] = {}
     scores: dict[str, dict[str, list[float | None]]] = {r.name: {} for r in chosen}
     shown: dict[str, np.ndarray] = {}
+    priors: list[dict[str, float]] = []  # the foreground fraction of the training volumes and crops, per seed
     for k, seed in enumerate(seed_list):
         train, test = split_cases(cases, seed, test_fraction=test_fraction)
         train_arrays = [_load(c, cache) for c in train]
         test_arrays = [_load(c, cache) for c in test]
         context = study_context(train_arrays, roi, steps)
+        priors.append({"seed": seed, "volumes": context.dataset_prior, "crops": context.crop_prior})
         volumes = [(c.image, c.label, c.instances) for c in train_arrays]
         for recipe in chosen:
             name = f"{recipe.name} seed {seed}"
@@ -120,7 +122,8 @@ def run_study(items: str | os.PathLike[str] | Sequence[dict[str, str]], recipes:
     first_test = split_cases(cases, seed_list[0], test_fraction=test_fraction)[1][0]
     metadata = {"cases": len(cases), "steps": steps, "roi_size": list(roi), "batch_size": batch_size,
                 "device": str(device), "tolerance_mm": tolerance_mm, "test_fraction": test_fraction,
-                "torch_threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - start, 1)}
+                "torch_threads": torch.get_num_threads(), "priors": priors,
+                "seconds": round(time.perf_counter() - start, 1)}
     result = StudyResult([r.name for r in chosen], seed_list, scores, "bce", metadata)
     if out_dir is not None:
         from voxweight.study.figure import save_study_figure

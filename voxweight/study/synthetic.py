@@ -8,8 +8,10 @@ object is kept when it fits inside the volume, keeps the foreground at most 5%, 
 ``R_i + R_j + max(spacing)`` from every other object's (``R`` the largest semi-axis): then no voxel of one is
 a face neighbour of another's, so separated objects never touch. A touching pair is two ellipsoids whose
 centres lie ``U(0.7, 0.85)`` times the sum of their radii along a random direction apart; each voxel of their
-union goes to the ellipsoid with the smaller ``sum(((x - c) / a)^2)``, so the two share a boundary and carry
-different instance ids. A pair is kept only when both halves are non-empty, 6-connected and face-adjacent.
+union goes to the ellipsoid with the smaller ``sum(((x - c) / a)^2)``, then the second loses every voxel next to
+the first (face, edge or corner): the pair is separated by a one-voxel border of background, as annotated
+touching cells are (the separation the U-Net map emphasises), and carries two instance ids. A pair is kept only
+when both halves are non-empty, 6-connected and one voxel apart.
 Objects stop at the target or after 400 draws (a volume too small to hold the target stays below it).
 
 Vessels are :func:`voxweight.study.vessels.vessel_tree` (its own image) with radii ``(t / 3, t)`` voxels of
@@ -41,6 +43,7 @@ from voxweight.study.vessels import vessel_tree
 __all__ = ["SYNTHETIC_KINDS", "check_seed", "check_synthetic_args", "synthetic_case", "write_synthetic_study"]
 
 SYNTHETIC_KINDS = ("blobs", "touching", "vessels")
+_FULL = np.ones((3, 3, 3), dtype=bool)  # full connectivity
 _TARGET = (0.015, 0.04)  # the drawn foreground fraction's range
 _MAX_FOREGROUND = 0.05
 _RADIUS_MM, _ELONGATION = (2.5, 4.0), (0.8, 1.2)
@@ -198,15 +201,17 @@ def _draw_group(shape: tuple[int, ...], spacing: tuple[float, ...], rng: np.rand
     q = np.stack([np.sum(((grid + low - c) * steps / a) ** 2, axis=-1) for c, a in zip(centres, axes, strict=True)])
     inside = q.min(axis=0) <= 1.0
     masks = [inside & (q.argmin(axis=0) == k) for k in range(len(centres))]
+    if pair:  # the annotators' border: the second loses its voxels next to the first (full connectivity)
+        masks[1] &= ~ndimage.binary_dilation(masks[0], structure=_FULL)
     if pair and not _touching_pair(*masks):
         return None
     return [(box, m, c * steps, float(a.max())) for m, c, a in zip(masks, centres, axes, strict=True)]
 
 
 def _touching_pair(a: np.ndarray, b: np.ndarray) -> bool:
-    """Both non-empty, each one 6-connected component, and a voxel of one is a face neighbour of the other."""
+    """Both non-empty, each one 6-connected component, and one voxel apart: a one-voxel border between them."""
     return (ndimage.label(a)[1] == 1 and ndimage.label(b)[1] == 1
-            and bool((ndimage.binary_dilation(a) & b).any()))
+            and bool((ndimage.binary_dilation(a, structure=_FULL, iterations=2) & b).any()))
 
 
 def write_synthetic_study(out_dir: str | os.PathLike[str], kind: str, n: int, *,
