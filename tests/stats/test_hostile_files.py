@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import math
 import os
 import struct
 import subprocess
@@ -69,8 +70,10 @@ def set_element(raw, fields, name, index, number):
         return
     if code in "hiq":
         bits = 8 * struct.calcsize(code)
-        number = int(np.clip(np.nan_to_num(float(number)), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)) if isinstance(
-            number, float) else int(np.clip(number, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1  # clipped in Python ints: float(2**63 - 1) is 2**63
+        if isinstance(number, float):
+            number = 0 if math.isnan(number) else hi if number >= hi else lo if number <= lo else int(number)
+        number = min(max(int(number), lo), hi)
     start = offset + (index % count) * struct.calcsize(code)
     raw[start:start + struct.calcsize(code)] = struct.pack(endian(raw) + code, number)
 
