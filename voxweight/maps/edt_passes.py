@@ -183,8 +183,8 @@ def axis_pass(f: torch.Tensor, axis: int, step: float, tile_bytes: int | None = 
 def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int, checks: bool = True) -> None:
     """``out = min over |o| <= reach of f[:, i + o] + (step o)^2`` in place, ``[groups, n, group]``.
 
-    ``out`` starts as ``f``. Every other offset, the groups whose values are all at most the next cost
-    leave the working set (in one gather, once a quarter of them are done); ``rows`` maps the working
+    ``out`` starts as ``f``. At offsets growing by about a third each time, the groups whose values are all at
+    most the cost leave the working set (in one gather, once a quarter of them are done); ``rows`` maps the working
     set back into ``out``. Without ``checks`` every group runs all ``reach`` offsets (no host sync).
     """
     n = f.shape[1]
@@ -193,9 +193,11 @@ def _shifted_minima(f: torch.Tensor, out: torch.Tensor, step: float, reach: int,
     hope = cf.amin((1, 2)) < math.inf  # a group of inf stays inf
     offsets = torch.arange(1, reach + 1, dtype=torch.float64)  # on the host: MPS has no float64
     costs = (step * offsets).square_().to(device=f.device, dtype=f.dtype)  # 0-dim operands: no scalar per op
+    check = 1  # the next offset that checks: 1, 2, 3, 4, 5, 7, 9, 12, ... (each a host sync and a read of the chunk)
     for o in range(1, reach + 1):
         cost, cost_t = (step * o) ** 2, costs[o - 1]
-        if checks and o % 2 == 1:
+        if checks and o == check:
+            check = max(o + 1, (4 * o) // 3)
             live = (co.amax((1, 2)) > cost) & hope
             kept = int(live.sum())
             if kept < 0.75 * live.numel():
