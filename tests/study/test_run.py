@@ -146,3 +146,22 @@ def test_synthetic_vessels_report_the_tubular_metrics(tmp_path, capsys):
     assert result.recipes == ["bce", "dice_ce_skeleton_recall"]
     assert "object_f1" not in result.metrics()  # no instance maps for vessels
     assert all(isinstance(v, float) for v in result.scores["bce"]["cldice"])
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"seeds": 0}, ValueError, "seeds: expected"),
+    ({"seeds": [1, 1]}, ValueError, "seeds: expected distinct"),
+    ({"steps": 0}, ValueError, "steps: expected"),
+    ({"batch_size": 0}, ValueError, "batch_size: expected"),
+    ({"roi_size": (3, 3, 3)}, ValueError, "roi_size: expected 3 ints >= 4"),
+    ({"tolerance_mm": -1.0}, ValueError, "tolerance_mm: expected"),
+    ({"test_fraction": 1.5}, ValueError, "test_fraction: expected"),
+    ({"device": "tpu"}, ValueError, "device: expected"),
+    ({"tubular": "yes"}, TypeError, "tubular: expected True or False"),
+])
+def test_bad_options_are_named_before_any_training(touching, monkeypatch, kwargs, error, match):
+    import voxweight.study.run as run
+
+    monkeypatch.setattr(run, "train_recipe", lambda *a, **k: pytest.fail("trained despite a bad option"))
+    with pytest.raises(error, match=match):
+        run_study(touching, ["bce"], **kwargs)

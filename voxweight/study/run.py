@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxweight._validate import check_positive_int
+from voxweight._validate import check_flag, check_positive_int, check_positive_number
 from voxweight.study.data import CaseArrays, find_cases, load_case, split_cases
 from voxweight.study.evaluate import evaluate_network
 from voxweight.study.recipes import DEFAULT_RECIPES, Recipe, RecipeContext, get_recipes
@@ -87,11 +87,12 @@ def run_study(items: str | os.PathLike[str] | Sequence[dict[str, str]], recipes:
     start = time.perf_counter()
     chosen = _recipes(recipes)
     seed_list = _seeds(seeds)
-    steps = check_positive_int("steps", steps)
+    steps, batch_size = check_positive_int("steps", steps), check_positive_int("batch_size", batch_size)
     roi = _roi(roi_size)
+    tolerance_mm = check_positive_number("tolerance_mm", tolerance_mm, allow_zero=True)
+    tubular = any(r.data == "tubular" for r in chosen) if tubular is None else check_flag("tubular", tubular)
+    device = _device(device)
     cases = find_cases(items) if isinstance(items, str | os.PathLike) else list(items)
-    tubular = any(r.data == "tubular" for r in chosen) if tubular is None else bool(tubular)
-    device = torch.device(device)
     cache: dict[str, CaseArrays] = {}
     scores: dict[str, dict[str, list[float | None]]] = {r.name: {} for r in chosen}
     shown: dict[str, np.ndarray] = {}
@@ -153,6 +154,16 @@ def _roi(roi_size: Any) -> tuple[int, int, int]:
     if len(roi) != 3 or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 4 for r in roi):
         raise ValueError(f"roi_size: expected 3 ints >= 4, got {roi_size!r}")
     return roi  # type: ignore[return-value]
+
+
+def _device(device: Any) -> torch.device:
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: expected a device this machine has, got {str(device)!r} (no CUDA device)")
+    return device
 
 
 def _load(case: dict[str, str], cache: dict[str, CaseArrays]) -> CaseArrays:
