@@ -159,3 +159,13 @@ def test_import_voxweight_stays_light():
             "'voxweight.demo') if m in sys.modules]; print(heavy); assert not heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    """Oracle: the folders of voxweight/ holding an __init__.py; [tool.setuptools] packages must list each one
+    (an editable install finds them anyway, a wheel built from the list would not)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = ROOT
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "voxweight").rglob("__init__.py")}
+    assert found <= listed, f"missing from [tool.setuptools] packages: {sorted(found - listed)}"

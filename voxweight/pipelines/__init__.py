@@ -8,8 +8,8 @@ By default a file may not run code (see :func:`load_pipeline` and ``voxweight.pi
 ``import voxweight`` stays light.
 """
 
-from voxweight.pipelines.load import PIPELINE_KEY, config_dir, list_pipelines, load_pipeline
+from voxweight.pipelines.load import BUNDLE_PREFIX, PIPELINE_KEY, bundle_path, config_dir, list_pipelines, load_pipeline
 
 _config_dir = config_dir  # the name older code and tests import
 
-__all__ = ["PIPELINE_KEY", "list_pipelines", "load_pipeline"]
+__all__ = ["BUNDLE_PREFIX", "PIPELINE_KEY", "bundle_path", "list_pipelines", "load_pipeline"]

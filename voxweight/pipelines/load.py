@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
     from monai.transforms import Compose
 
-__all__ = ["PIPELINE_KEY", "config_dir", "list_pipelines", "load_pipeline"]
+BUNDLE_PREFIX = "bundle_"  # shipped YAML files that are MONAI bundles (whole training configs), not pipelines
+
+__all__ = ["BUNDLE_PREFIX", "PIPELINE_KEY", "bundle_path", "config_dir", "list_pipelines", "load_pipeline"]
 
 PIPELINE_KEY = "pipeline"
 _SUFFIXES = (".yaml", ".yml", ".json")
@@ -61,7 +63,30 @@ def list_pipelines() -> list[str]:
         >>> "train_boundary" in list_pipelines()
         True
     """
-    return sorted(p.name[: -len(".yaml")] for p in config_dir().iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[: -len(".yaml")] for p in config_dir().iterdir()
+                  if p.name.endswith(".yaml") and not p.name.startswith(BUNDLE_PREFIX))
+
+
+def bundle_path(name: str = "train_boundary") -> Path:
+    """The shipped MONAI bundle config ``bundle_<name>.yaml``, for ``python -m monai.bundle run --config_file``.
+
+    Bundles are whole training configs (network, trainer, evaluator) run by MONAI as trusted code; they are not
+    pipelines (:func:`list_pipelines` leaves them out). Shipped: ``train_boundary`` (the ``train_boundary``
+    pipeline's weight map reaching the loss through :class:`voxweight.engines.WeightedSupervisedTrainer`).
+
+    Raises:
+        ValueError: for a name without a shipped bundle, listing those there are.
+
+    Example:
+        >>> bundle_path().name
+        'bundle_train_boundary.yaml'
+    """
+    path = Path(str(config_dir() / f"{BUNDLE_PREFIX}{name}.yaml"))
+    if not path.is_file():
+        names = sorted(p.name[len(BUNDLE_PREFIX):-len(".yaml")] for p in config_dir().iterdir()
+                       if p.name.startswith(BUNDLE_PREFIX) and p.name.endswith(".yaml"))
+        raise ValueError(f"name: expected one of the shipped bundles {names}, got {name!r}")
+    return path
 
 
 def _is_path(name_or_path: Any) -> bool:
