@@ -16,7 +16,7 @@ from collections.abc import Sequence
 __all__ = ["build_parser", "main"]
 
 # Sub-command modules, in the order ``--help`` lists them.
-_COMMANDS = ("demo", "study", "bench", "stats", "weights", "preview")
+_COMMANDS = ("demo", "study", "bench", "stats", "weights", "preview", "nnunet_path")
 
 
 def build_parser() -> argparse.ArgumentParser:
