@@ -20,14 +20,22 @@ TRAINERS = ["nnUNetTrainerVoxweightBoundary", "nnUNetTrainerVoxweightSkeletonRec
 DATASET = "Dataset901_VoxweightTouching"
 
 
+def console_command(name: str) -> list[str]:
+    """``name``'s console script run by this interpreter from its entry point (wherever pip put the script)."""
+    code = ("import sys; from importlib.metadata import entry_points; "
+            f"ep = next(iter(entry_points(group='console_scripts', name={name!r}))); "
+            f"sys.argv[0] = {name!r}; sys.exit(ep.load()())")
+    return [sys.executable, "-c", code]
+
+
 def prepare(work: Path) -> None:
     from voxweight.study import write_synthetic_study
 
     if (work / "preprocessed" / DATASET / "nnUNetPlans.json").is_file():
         return
     write_synthetic_study(work / "raw" / DATASET, "touching", 4, shape=(24, 24, 24))
-    cli = Path(sys.executable).parent / "nnUNetv2_plan_and_preprocess"
-    subprocess.run([str(cli), "-d", "901", "-c", "3d_fullres", "-np", "1", "--verify_dataset_integrity"],
+    subprocess.run([*console_command("nnUNetv2_plan_and_preprocess"), "-d", "901", "-c", "3d_fullres", "-np", "1",
+                    "--verify_dataset_integrity"],
                    check=True, capture_output=True, env=os.environ.copy())
 
 

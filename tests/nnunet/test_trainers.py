@@ -134,14 +134,15 @@ def test_nnunetv2_train_cli_resolves_the_trainers_from_nnunet_exttrainer(tmp_pat
     env = {**os.environ, "nnUNet_raw": str(tmp_path / "raw"), "nnUNet_preprocessed": str(tmp_path / "pre"),
            "nnUNet_results": str(tmp_path / "res"), "nnUNet_compile": "f",
            "nnUNet_extTrainer": os.pathsep.join([str(trainer_directory()), str(extra)])}
-    bin_dir = os.path.dirname(sys.executable)
-    subprocess.run([f"{bin_dir}/nnUNetv2_plan_and_preprocess", "-d", "902", "-c", "3d_fullres", "-np", "1"],
+    from tests.nnunet.e2e_run import console_command
+
+    subprocess.run([*console_command("nnUNetv2_plan_and_preprocess"), "-d", "902", "-c", "3d_fullres", "-np", "1"],
                    env=env, check=True, capture_output=True)
     code = ("from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f; "
             "print(f('nnUNetTrainerVoxweightSkeletonRecall').__name__)")
     found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert found.stdout.strip().splitlines()[-1] == "nnUNetTrainerVoxweightSkeletonRecall"
-    proc = subprocess.run([f"{bin_dir}/nnUNetv2_train", "902", "3d_fullres", "all", "-tr",
+    proc = subprocess.run([*console_command("nnUNetv2_train"), "902", "3d_fullres", "all", "-tr",
                            "nnUNetTrainerVoxweightBoundaryCLITiny", "-device", "cpu"], env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
