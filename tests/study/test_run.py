@@ -165,3 +165,12 @@ def test_bad_options_are_named_before_any_training(touching, monkeypatch, kwargs
     monkeypatch.setattr(run, "train_recipe", lambda *a, **k: pytest.fail("trained despite a bad option"))
     with pytest.raises(error, match=match):
         run_study(touching, ["bce"], **kwargs)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_study_on_cuda_matches_the_cpu_layout(touching):
+    """On a GPU the same tiny study runs and reports the same metrics (values differ: other kernels)."""
+    gpu = run_study(touching, ["dice_bce_unet_map"], seeds=1, steps=2, roi_size=(16, 16, 8), device="cuda")
+    cpu = run_study(touching, ["dice_bce_unet_map"], seeds=1, steps=2, roi_size=(16, 16, 8))
+    assert gpu.metrics() == cpu.metrics() and gpu.metadata["device"].startswith("cuda")
+    assert all(v is None or np.isfinite(v) for per in gpu.scores.values() for vs in per.values() for v in vs)
