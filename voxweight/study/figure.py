@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from voxweight.study.files import write_atomic
 from voxweight.study.metrics import METRICS
-from voxweight.study.result import StudyResult, write_atomic
+from voxweight.study.result import StudyResult
 
 __all__ = ["save_study_figure"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import stats as scipy_stats
 
+from voxweight.study.files import write_atomic
 from voxweight.study.metrics import METRICS
 
 __all__ = ["JSON_VERSION", "Comparison", "StudyResult", "write_atomic"]
@@ -36,27 +36,6 @@ class Comparison(NamedTuple):
     high: float | None
     seeds: int
     verdict: str  # "better", "worse", "within noise" or "n/a"
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder: never a partial file.
-
-    Example:
-        >>> import tempfile
-        >>> write_atomic(Path(tempfile.mkdtemp()) / "a.txt", b"ok").read_bytes()
-        b'ok'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:

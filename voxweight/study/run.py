@@ -9,8 +9,6 @@ network on the same seeded batches (:mod:`~voxweight.study.train`) and is scored
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -23,8 +21,9 @@ import torch
 from voxweight._validate import check_flag, check_positive_int, check_positive_number
 from voxweight.study.data import CaseArrays, find_cases, load_case, split_cases
 from voxweight.study.evaluate import evaluate_network
+from voxweight.study.files import save_atomic
 from voxweight.study.recipes import DEFAULT_RECIPES, Recipe, RecipeContext, get_recipes
-from voxweight.study.result import StudyResult, write_atomic
+from voxweight.study.result import StudyResult
 from voxweight.study.train import CropSampler, train_recipe
 
 __all__ = ["DEFAULT_ROI", "DEFAULT_STEPS", "run_study", "study_context"]
@@ -118,9 +117,8 @@ def run_study(items: str | os.PathLike[str] | Sequence[dict[str, str]], recipes:
                 values.extend([None] * (k + 1 - len(values)))
             if out_dir is not None:
                 _save_predictions(Path(out_dir), recipe.name, seed, test, test_arrays, ev.probabilities)
-            if k == 0:
-                shown[recipe.name] = ev.probabilities[0]
-    first_test = split_cases(cases, seed_list[0], test_fraction=test_fraction)[1][0]
+            if k == 0:  # the figure: the first seed's first held-out volume
+                shown_case, shown[recipe.name] = test_arrays[0], ev.probabilities[0]
     metadata = {"cases": len(cases), "steps": steps, "roi_size": list(roi), "batch_size": batch_size,
                 "device": str(device), "tolerance_mm": tolerance_mm, "test_fraction": test_fraction,
                 "torch_threads": torch.get_num_threads(), "priors": priors,
@@ -129,8 +127,7 @@ def run_study(items: str | os.PathLike[str] | Sequence[dict[str, str]], recipes:
     if out_dir is not None:
         from voxweight.study.figure import save_study_figure
 
-        case = cache[first_test["name"]]
-        save_study_figure(Path(out_dir) / "study.png", result, case.image, case.label, shown)
+        save_study_figure(Path(out_dir) / "study.png", result, shown_case.image, shown_case.label, shown)
     return result
 
 
@@ -178,8 +175,5 @@ def _save_predictions(out: Path, recipe: str, seed: int, cases: Sequence[dict[st
 
     for case, array, prob in zip(cases, arrays, probabilities, strict=True):
         image = nib.Nifti1Image((prob > 0.5).astype(np.uint8), array.affine)
-        buffer = io.BytesIO()
-        file_map = nib.Nifti1Image.make_file_map({"image": buffer, "header": buffer})
-        image.to_file_map(file_map)
-        write_atomic(out / "predictions" / recipe / f"seed{seed}" / f"{case['name']}.nii.gz",
-                     gzip.compress(buffer.getvalue(), compresslevel=1))
+        save_atomic(out / "predictions" / recipe / f"seed{seed}" / f"{case['name']}.nii.gz",
+                    lambda tmp, image=image: nib.save(image, tmp))

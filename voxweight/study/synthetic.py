@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from voxweight._validate import check_positive_int, check_spacing, describe, look_up_option
+from voxweight.study.files import save_atomic
 from voxweight.study.vessels import vessel_tree
 
 __all__ = ["SYNTHETIC_KINDS", "check_seed", "check_synthetic_args", "synthetic_case", "write_synthetic_study"]
@@ -261,20 +261,8 @@ def write_synthetic_study(out_dir: str | os.PathLike[str], kind: str, n: int, *,
                 name = f"case_{i:03d}_0000.nii.gz" if folder == "imagesTr" else f"case_{i:03d}.nii.gz"
                 nifti = nib.Nifti1Image(array, affine)
                 nifti.header.set_xyzt_units("mm")
-                _save_atomic(out / folder / name, lambda path, img=nifti: nib.save(img, path))
+                save_atomic(out / folder / name, lambda path, img=nifti: nib.save(img, path))
     meta = {"channel_names": {"0": "synthetic"}, "labels": {"background": 0, "foreground": 1},
             "numTraining": count, "file_ending": ".nii.gz", "voxweight_synthetic": kind, "seed": seed}
-    _save_atomic(out / "dataset.json", lambda path: Path(path).write_text(json.dumps(meta, indent=2) + "\n"))
+    save_atomic(out / "dataset.json", lambda path: Path(path).write_text(json.dumps(meta, indent=2) + "\n"))
     return out
-
-
-def _save_atomic(path: Path, save: Any) -> None:
-    """``save(tmp)`` to a hidden, unique name with ``path``'s suffixes in its folder, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{''.join(path.suffixes)}"
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
