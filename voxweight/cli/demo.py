@@ -35,9 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     from voxweight.cli.atomic import UsageError
+    from voxweight.cli.progress import run_bars
     from voxweight.study import DEFAULT_ROI, DEFAULT_STEPS, run_study, write_synthetic_study
 
     if args.seeds < 1:
@@ -45,23 +44,10 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="voxweight-demo-"))
     cases, shape = (QUICK["cases"], QUICK["shape"]) if args.quick else (DEMO_CASES, DEMO_SHAPE)
     data = write_synthetic_study(out / "synthetic_touching", "touching", cases, shape=shape, seed=args.seed)
-    bars: dict[str, tqdm] = {}
-
-    def progress(name: str, step: int, total: int) -> None:
-        if name not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars[name] = tqdm(desc=f"training {name}", total=total, unit="step", leave=False)
-        bars[name].update(1)
-
-    try:
+    with run_bars(not args.no_progress, prefix="training ") as progress:
         result = run_study(data, list(DEMO_RECIPES), seeds=list(range(args.seed, args.seed + args.seeds)),
                            steps=QUICK["steps"] if args.quick else DEFAULT_STEPS,
-                           roi_size=QUICK["roi_size"] if args.quick else DEFAULT_ROI, out_dir=out,
-                           progress=None if args.no_progress else progress)
-    finally:
-        for bar in bars.values():
-            bar.close()
+                           roi_size=QUICK["roi_size"] if args.quick else DEFAULT_ROI, out_dir=out, progress=progress)
     prior = result.metadata["priors"][0]
     print(f"synthetic touching objects: {100 * prior['volumes']:.2f}% foreground in the training volumes, "
           f"{100 * prior['crops']:.2f}% in the pos/neg 1:1 crops (what the recipes balance, and what the debiasing "

@@ -78,27 +78,13 @@ def _synthetic(kind: str, out: Path) -> Path:
 
 
 def _study(args: argparse.Namespace, data: str | Path, out: Path):
-    from tqdm.auto import tqdm
-
+    from voxweight.cli.progress import run_bars
     from voxweight.study.recipes import TUBULAR_RECIPES
     from voxweight.study.run import DEFAULT_ROI, DEFAULT_STEPS, run_study
 
-    bars: dict[str, tqdm] = {}
-
-    def progress(name: str, step: int, total: int) -> None:
-        if name not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars[name] = tqdm(desc=name, total=total, unit="step", leave=False)
-        bars[name].update(1)
-
     tubular = args.tubular or args.synthetic == "vessels"
     recipes = args.recipes if args.recipes or not tubular else list(TUBULAR_RECIPES)
-    try:
+    with run_bars(not args.no_progress) as progress:
         return run_study(data, recipes, seeds=args.seeds, steps=args.steps or DEFAULT_STEPS,
                          roi_size=tuple(args.roi_size) if args.roi_size else DEFAULT_ROI, device=args.device,
-                         out_dir=out, tolerance_mm=args.tolerance, tubular=tubular or None,
-                         progress=None if args.no_progress else progress)
-    finally:
-        for bar in bars.values():
-            bar.close()
+                         out_dir=out, tolerance_mm=args.tolerance, tubular=tubular or None, progress=progress)
