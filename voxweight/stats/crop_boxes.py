@@ -12,11 +12,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["box_window_sums", "foreground_box", "window_sums"]
+__all__ = ["along", "box_window_sums", "count_dtype", "foreground_box", "window_sums"]
 
 
-def _count_dtype(bound: int) -> type:
-    """The smallest unsigned dtype holding the integers ``0 .. bound``."""
+def count_dtype(bound: int) -> type:
+    """The smallest unsigned dtype holding the integers ``0 .. bound``.
+
+    Example:
+        >>> count_dtype(255).__name__, count_dtype(256).__name__
+        ('uint8', 'uint16')
+    """
     return next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if bound <= np.iinfo(t).max)
 
 
@@ -51,8 +56,13 @@ def foreground_box(label: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
-def _along(axis: int, index: int | slice) -> tuple:
-    """An index selecting ``index`` along ``axis`` (everything on the axes before it)."""
+def along(axis: int, index: int | slice) -> tuple:
+    """An index selecting ``index`` along ``axis`` (everything on the axes before it).
+
+    Example:
+        >>> np.arange(6).reshape(2, 3)[along(1, slice(1, 2))].tolist()
+        [[1], [4]]
+    """
     return (slice(None),) * axis + (index,)
 
 
@@ -94,28 +104,28 @@ def window_sums(x: np.ndarray, axis: int, size: int, starts: int, bound: int, or
         band = (j >= torch.from_numpy(lo)) & (j < torch.from_numpy(hi))  # torch: its thread setting, not BLAS's
         rows = torch.from_numpy(x.reshape(-1, m).astype(np.float32))
         sums = (rows @ band.float()).numpy()
-        return sums.astype(_count_dtype(bound * span)).reshape(*x.shape[:-1], starts)
+        return sums.astype(count_dtype(bound * span)).reshape(*x.shape[:-1], starts)
     if axis == x.ndim - 1 and x.ndim > 2:  # along rows: slabs would be strided columns, so turn them first
         turned = window_sums(np.ascontiguousarray(np.moveaxis(x, -1, 1)), 1, size, starts, bound, origin)
         return np.moveaxis(turned, 1, -1)
     small = 2 * (starts - 1) > m  # small windows: running sums of every voxel, then differences
-    dtype = _count_dtype(bound * (m if small else span + 1))
+    dtype = count_dtype(bound * (m if small else span + 1))
     out = np.empty((*x.shape[:axis], starts, *x.shape[axis + 1:]), dtype=dtype)
     if small:
         total = np.zeros((*x.shape[:axis], m + 1, *x.shape[axis + 1:]), dtype=dtype)
         for i in range(m):  # slab by slab: faster than np.cumsum along an outer axis
-            np.add(total[_along(axis, slice(i, i + 1))], x[_along(axis, slice(i, i + 1))],
-                   out=total[_along(axis, slice(i + 1, i + 2))])
+            np.add(total[along(axis, slice(i, i + 1))], x[along(axis, slice(i, i + 1))],
+                   out=total[along(axis, slice(i + 1, i + 2))])
         return np.subtract(np.take(total, hi, axis=axis), np.take(total, lo, axis=axis), out=out)
-    first = out[_along(axis, slice(0, 1))]
-    np.add.reduce(x[_along(axis, slice(int(lo[0]), int(hi[0])))], axis=axis, dtype=dtype, out=first, keepdims=True)
+    first = out[along(axis, slice(0, 1))]
+    np.add.reduce(x[along(axis, slice(int(lo[0]), int(hi[0])))], axis=axis, dtype=dtype, out=first, keepdims=True)
     for i in range(1, starts):
-        now, before = out[_along(axis, slice(i, i + 1))], out[_along(axis, slice(i - 1, i))]
+        now, before = out[along(axis, slice(i, i + 1))], out[along(axis, slice(i - 1, i))]
         np.copyto(now, before)
         if hi[i] > hi[i - 1]:
-            np.add(now, x[_along(axis, slice(int(hi[i]) - 1, int(hi[i])))], out=now)
+            np.add(now, x[along(axis, slice(int(hi[i]) - 1, int(hi[i])))], out=now)
         if lo[i] > lo[i - 1]:
-            np.subtract(now, x[_along(axis, slice(int(lo[i]) - 1, int(lo[i])))], out=now)
+            np.subtract(now, x[along(axis, slice(int(lo[i]) - 1, int(lo[i])))], out=now)
     return out
 
 

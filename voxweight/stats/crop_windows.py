@@ -12,22 +12,12 @@ import math
 
 import numpy as np
 
-from voxweight.stats.crop_boxes import box_window_sums, foreground_box, window_sums
+from voxweight.stats.crop_boxes import along, box_window_sums, count_dtype, foreground_box, window_sums
 
 __all__ = ["GROUP_BYTES", "centre_starts", "crop_expectations", "monai_start_weights",
            "nnunet_start_weights", "pool_centres", "segment_sums", "window_sums"]
 
 GROUP_BYTES = 1 << 24  # the most bytes of class indicators stacked for one pass (16 MiB)
-
-
-def _count_dtype(bound: int) -> type:
-    """The smallest unsigned dtype holding the integers ``0 .. bound``."""
-    return next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if bound <= np.iinfo(t).max)
-
-
-def _along(axis: int, index: int | slice) -> tuple:
-    """An index selecting ``index`` along ``axis`` (everything on the axes before it)."""
-    return (slice(None),) * axis + (index,)
 
 
 def centre_starts(length: int, size: int, lo: int, hi: int, origin: int = 0) -> np.ndarray:
@@ -93,9 +83,9 @@ def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...]
         starts = centre_starts(pooled.shape[axis], size[axis], lo[axis], hi[axis], origin[axis])
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(starts)) + 1, [starts.size]])
         bound = None if bound is None else bound * int(np.diff(bounds).max())
-        dtype = dtype if bound is None else _count_dtype(bound)
+        dtype = dtype if bound is None else count_dtype(bound)
         out = np.zeros((*pooled.shape[:axis], hi[axis] - lo[axis] + 1, *pooled.shape[axis + 1:]), dtype=dtype)
-        out[_along(axis, slice(int(starts[0]) - lo[axis], int(starts[-1]) - lo[axis] + 1))] = segment_sums(
+        out[along(axis, slice(int(starts[0]) - lo[axis], int(starts[-1]) - lo[axis] + 1))] = segment_sums(
             pooled, bounds, axis, dtype)
         pooled = out
     return pooled.T if flipped else pooled
@@ -127,10 +117,10 @@ def segment_sums(x: np.ndarray, bounds: np.ndarray, axis: int, dtype: type) -> n
     while i < len(edges) - 1:
         j = next((j for j in range(i, len(edges) - 1) if edges[j + 1] - edges[j] > 1), len(edges) - 1)
         if j > i:  # segments i .. j - 1 are single voxels: one copy
-            np.copyto(out[_along(axis, slice(i, j))], x[_along(axis, slice(edges[i], edges[j]))], casting="unsafe")
+            np.copyto(out[along(axis, slice(i, j))], x[along(axis, slice(edges[i], edges[j]))], casting="unsafe")
         else:
-            np.add.reduce(x[_along(axis, slice(edges[i], edges[i + 1]))], axis=axis, dtype=dtype,
-                          out=out[_along(axis, slice(i, i + 1))], keepdims=True)
+            np.add.reduce(x[along(axis, slice(edges[i], edges[i + 1]))], axis=axis, dtype=dtype,
+                          out=out[along(axis, slice(i, i + 1))], keepdims=True)
         i = max(j, i + 1)
     return out
 
