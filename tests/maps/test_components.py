@@ -1,6 +1,8 @@
 """connected_components: scipy.ndimage.label with full connectivity (structure = ones((3,) * d)) as the oracle,
 array for array, on random masks of several densities in 1-4 dims, batched, degenerate masks, and long
-snakes and spirals that need many propagation steps; a hypothesis property over small random masks."""
+snakes and spirals that need many propagation steps; a hypothesis property over small random masks. Every
+test runs both backends: the torch propagation, and the one batched scipy call (its structure and
+per-volume renumbering against scipy run volume by volume)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from hypothesis.extra.numpy import arrays
 from voxweight.maps import connected_components
 from voxweight.maps.components import component_counts
 
+BACKENDS = ("torch", "scipy")
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
@@ -31,10 +34,13 @@ def scipy_labels(mask: np.ndarray, spatial_dims: int) -> np.ndarray:
 
 
 def check(mask: np.ndarray, spatial_dims: int) -> torch.Tensor:
-    got = connected_components(torch.from_numpy(mask), spatial_dims)
-    assert got.dtype == torch.int64 and tuple(got.shape) == mask.shape
-    np.testing.assert_array_equal(got.numpy(), scipy_labels(mask, spatial_dims))
-    return got
+    """Both backends and ``"auto"`` give scipy's per-volume labels; returns the torch backend's."""
+    expected = scipy_labels(mask, spatial_dims)
+    results = {b: connected_components(torch.from_numpy(mask), spatial_dims, backend=b) for b in (*BACKENDS, "auto")}
+    for got in results.values():
+        assert got.dtype == torch.int64 and tuple(got.shape) == mask.shape
+        np.testing.assert_array_equal(got.numpy(), expected)
+    return results["torch"]
 
 
 def spiral(n: int) -> np.ndarray:
@@ -111,7 +117,8 @@ def test_3d_helix_of_diagonal_steps_is_one_component():
     assert int(check(mask, 3).max()) == 1
 
 
-def test_batch_numbering_and_counts():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batch_numbering_and_counts(backend):
     """per_volume=False: scipy's ids offset by the earlier volumes' counts; component_counts: scipy's counts."""
     mask = np.random.default_rng(3).random((3, 2, 15, 16)) < 0.3
     mask[1, 0] = False  # an empty volume in the middle
@@ -119,13 +126,14 @@ def test_batch_numbering_and_counts():
     counts = per_volume.reshape(6, -1).max(1)
     offsets = np.cumsum(counts) - counts
     expected = np.where(per_volume > 0, per_volume + offsets[:, None, None], 0).reshape(mask.shape)
-    got = connected_components(torch.from_numpy(mask), 2, per_volume=False)
+    got = connected_components(torch.from_numpy(mask), 2, per_volume=False, backend=backend)
     np.testing.assert_array_equal(got.numpy(), expected)
-    labels = connected_components(torch.from_numpy(mask), 2)
+    labels = connected_components(torch.from_numpy(mask), 2, backend=backend)
     np.testing.assert_array_equal(component_counts(labels, 2).numpy(), counts.reshape(3, 2))
 
 
-def test_input_dtypes_and_layouts():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_input_dtypes_and_layouts(backend):
     """Non-zero is foreground for int and float masks; a non-contiguous view; the mask is not modified."""
     rng = np.random.default_rng(5)
     mask = rng.random((20, 18)) < 0.4
@@ -133,7 +141,7 @@ def test_input_dtypes_and_layouts():
     t = torch.from_numpy(mask)
     for variant in (t.T, t.T.to(torch.uint8) * 3, t.T.to(torch.float16) * -0.5, t.T.to(torch.bfloat16)):
         before = variant.clone()
-        np.testing.assert_array_equal(connected_components(variant, 2).numpy(), expected)
+        np.testing.assert_array_equal(connected_components(variant, 2, backend=backend).numpy(), expected)
         assert torch.equal(variant, before)
 
 
@@ -148,6 +156,8 @@ def test_bad_arguments_raise():
         connected_components(torch.ones(3, 3), 0)
     with pytest.raises(TypeError, match="per_volume: expected a bool"):
         connected_components(torch.ones(3, 3), 2, per_volume=1)
+    with pytest.raises(ValueError, match="backend"):
+        connected_components(torch.ones(3, 3), 2, backend="cupy")
 
 
 @settings(max_examples=40, deadline=None)
@@ -166,3 +176,5 @@ def test_cuda_equals_scipy_and_stays_on_device():
     np.testing.assert_array_equal(got.cpu().numpy(), scipy_labels(mask, 3))
     np.testing.assert_array_equal(connected_components(torch.from_numpy(spiral(129)).cuda(), 2).cpu().numpy(),
                                   scipy_labels(spiral(129), 2))
+    host = connected_components(torch.from_numpy(mask).cuda(), 3, backend="scipy")  # a host copy, back on the device
+    assert host.device.type == "cuda" and torch.equal(host, got)

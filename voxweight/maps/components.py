@@ -20,27 +20,35 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+import scipy.ndimage as ndi
 import torch
 
-from voxweight._validate import check_flag, check_positive_int, describe
+from voxweight._validate import check_flag, check_positive_int, describe, look_up_option
 
-__all__ = ["CHECK_EVERY", "component_counts", "connected_components"]
+__all__ = ["CHECK_EVERY", "HOST_DEVICES", "component_counts", "connected_components"]
 
 CHECK_EVERY = 2  # rounds between two convergence checks (each a host-device sync)
+HOST_DEVICES = ("cpu",)  # device types whose tensors backend="auto" labels with scipy (their memory is the host's)
 
 
-def connected_components(mask: torch.Tensor, spatial_dims: int, *, per_volume: bool = True) -> torch.Tensor:
+def connected_components(mask: torch.Tensor, spatial_dims: int, *, per_volume: bool = True,
+                         backend: str = "auto") -> torch.Tensor:
     """Label the connected components of each volume of ``mask``, full connectivity, ids ``1..K`` per volume.
 
     Components are numbered in the raster (C) order of their first voxel, each volume from 1, background 0:
     the same array as ``scipy.ndimage.label(m, structure=np.ones((3,) * spatial_dims))`` for each volume
-    ``m``. Runs on ``mask``'s device with torch ops only; the only host syncs are the convergence checks.
+    ``m``. ``backend="torch"`` runs on ``mask``'s device with torch ops only (the only host syncs are the
+    convergence checks); ``"scipy"`` labels a host copy with ``scipy.ndimage.label`` (one call for the whole
+    batch, a structure that joins no two volumes); ``"auto"`` takes scipy for a CPU tensor (no copy, and
+    several times faster than the propagation there: ``HOST_DEVICES``), torch on any other device.
 
     Args:
         mask: tensor ``[..., *spatial]``, non-zero is foreground (bool, integer or float).
         spatial_dims: number of trailing spatial axes (1 or more); leading axes index independent volumes.
         per_volume: number each volume from 1; False numbers the components ``1..K`` over the whole batch
             (volume after volume, each in raster order), so that ids never repeat across volumes.
+        backend: ``"auto"``, ``"torch"`` or ``"scipy"``; the same ids either way.
 
     Returns:
         int64 tensor of ``mask``'s shape on its device: 0 on the background, ``1..K`` on the ``K`` components.
@@ -67,8 +75,11 @@ def connected_components(mask: torch.Tensor, spatial_dims: int, *, per_volume: b
     """
     fg = _foreground(mask, spatial_dims)
     per_volume = check_flag("per_volume", per_volume, expected="a bool")
+    backend = look_up_option("backend", backend, ("auto", "torch", "scipy"))
     if fg.numel() == 0:
         return torch.zeros(fg.shape, dtype=torch.int64, device=fg.device)
+    if backend == "scipy" or (backend == "auto" and fg.device.type in HOST_DEVICES):
+        return _scipy_labels(fg, spatial_dims, per_volume)
     where, parent = _converge(fg, spatial_dims)
     return _renumber(fg, where, parent, spatial_dims if per_volume else fg.ndim)
 
@@ -104,6 +115,24 @@ def _foreground(mask: Any, spatial_dims: Any) -> torch.Tensor:
     if spatial_dims > mask.ndim:
         raise ValueError(f"spatial_dims: expected at most mask.ndim = {mask.ndim}, got {spatial_dims}")
     return (mask.detach() if mask.dtype == torch.bool else mask.detach() != 0).contiguous()
+
+
+def _scipy_labels(fg: torch.Tensor, spatial_dims: int, per_volume: bool) -> torch.Tensor:
+    """:func:`connected_components` by one ``scipy.ndimage.label`` call over the batch (raster order throughout).
+
+    The structure is full within a volume and empty across the leading axes, so volumes never join; its
+    ids run ``1..K`` over the batch in raster order, and each volume's are shifted down by the ids before it.
+    """
+    lead = fg.ndim - spatial_dims
+    structure = np.zeros((3,) * fg.ndim, dtype=bool)
+    structure[(1,) * lead] = True  # the middle slice of every leading axis: a full 3^d box
+    labels = torch.from_numpy(ndi.label(fg.cpu().numpy(), structure=structure, output=np.int64)[0])
+    if per_volume and lead:
+        flat = labels.view(-1, math.prod(fg.shape[lead:]))
+        before = torch.cummax(flat.amax(1), 0).values.roll(1)  # ids of the earlier volumes
+        before[0] = 0
+        flat.sub_(torch.where(flat > 0, before[:, None], 0))
+    return labels.to(fg.device)
 
 
 def _box_min(ids: torch.Tensor, spatial_dims: int) -> torch.Tensor:

@@ -3,9 +3,11 @@
 :func:`scan_pass` gives the squared distance along a line to its nearest target from ``0``/``inf``
 (``log2(n)`` vector ops, branch-free); :func:`axis_pass` lowers squared distances along any axis,
 ``f'(i) = min_j f(j) + s^2 (i - j)^2``, one offset ``o = |i - j|`` at a time, dropping every group of lines
-once ``(s o)^2`` exceeds all its values (each check a host sync; a band-limited pass off the CPU skips
-them and runs every offset of its band, so a boundary map on a GPU syncs only for its connected
-components and object boxes). Both are exact. Work arrays stay within a chunk budget
+once ``(s o)^2`` exceeds all its values (each check a host sync). A band shorter than the lines goes to
+:func:`~voxweight.maps.band_pass.band_pass` instead: every offset of the band, three ops each, on the
+tensor's own layout, no early exit (about 2x faster for the boundary maps' object windows, and no host
+sync off the CPU, so a boundary map on a GPU syncs only for its connected components and object boxes).
+All are exact. Work arrays stay within a chunk budget
 (:func:`tile_budget`): cache-sized on the CPU (the offsets of a chunk then reuse it from the cache, about
 1.7x faster than one volume-sized chunk at 128^3), large on an accelerator (fewer kernel launches).
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from voxweight.maps.band_pass import band_pass
 
 __all__ = ["EARLY_CHECK", "EDT_DEVICE_TILE_BYTES", "EDT_TILE_BYTES", "LINE_GROUP", "axis_pass", "min_plus_pass",
            "scan_pass", "tile_budget"]
@@ -146,8 +150,9 @@ def axis_pass(f: torch.Tensor, axis: int, step: float, tile_bytes: int | None = 
         axis: the axis of the pass (non-negative).
         step: voxel size along the axis (> 0).
         tile_bytes: memory budget of one chunk's work arrays; None: :func:`tile_budget` of the device.
-        band: only ``|i - j| <= band``; None: every ``j``.
+        band: only ``|i - j| <= band``; None: every ``j``. Below ``n - 1``: :func:`band_pass` (every offset).
         checks: drop finished groups (a host sync per check); None: on the CPU, or for a pass without a band.
+            Unused by a band below ``n - 1``.
 
     Returns:
         a new tensor of ``f``'s shape (possibly not contiguous).
@@ -165,6 +170,8 @@ def axis_pass(f: torch.Tensor, axis: int, step: float, tile_bytes: int | None = 
     reach = n - 1 if band is None else min(n - 1, band)
     if f.numel() == 0 or reach < 1:
         return f.clone()
+    if reach < n - 1:  # a band shorter than the lines: every offset, natural layout (no transpose, no early exit)
+        return band_pass(f, axis, step, reach, tile_bytes)
     outer, inner = math.prod(shape[:axis]), math.prod(shape[axis + 1:])
     group = math.gcd(inner, LINE_GROUP)
     blocks = f.reshape(outer, n, inner // group, group).transpose(1, 2).reshape(-1, n, group)
