@@ -67,8 +67,12 @@ def test_monai_mode_equals_enumeration_through_monai(shape, roi, k, pos, neg):
 
 
 @pytest.mark.parametrize("kind", ["empty", "full", "one voxel"])
-def test_monai_degenerate_volumes(kind):
-    """No foreground (MONAI samples background only), all foreground, a single voxel."""
+@pytest.mark.parametrize("few", [16, 0])
+def test_monai_degenerate_volumes(kind, few, monkeypatch):
+    """No foreground (MONAI samples background only), all foreground, a single voxel; both class paths."""
+    from voxweight.stats import crop_counts
+
+    monkeypatch.setattr(crop_counts, "FEW_CLASSES", few)
     label = np.zeros((7, 6, 5), dtype=np.int16)
     if kind == "full":
         label[:] = 2
@@ -252,16 +256,18 @@ def brute_expectations(label, weights, roi, k):
 
 @pytest.mark.parametrize(("shape", "roi"), [((13, 9, 11), (4, 7, 2)), ((8, 12, 10), (8, 3, 9)), ((15, 6), (2, 5))])
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_box_sums_equal_brute_force_on_random_labels(shape, roi, order, rng, monkeypatch):
-    """Random labels of 7 classes, random start weights, both memory orders, classes boxed in groups of 2."""
-    from voxweight.stats import crop_windows
+@pytest.mark.parametrize("few", [16, 0])
+def test_box_sums_equal_brute_force_on_random_labels(shape, roi, order, few, rng, monkeypatch):
+    """Random labels of 7 classes, random start weights, both memory orders; the classes stacked over the
+    labelled box (``FEW_CLASSES = 16``) and each in its own box (0)."""
+    from voxweight.stats import crop_counts
 
-    monkeypatch.setattr(crop_windows, "GROUP_BYTES", 2 * math.prod(shape))
+    monkeypatch.setattr(crop_counts, "FEW_CLASSES", few)
     label = np.asarray(rng.integers(0, 7, shape), dtype=np.uint8, order=order)
     label[label == 5] = 0  # one class absent
     weights = rng.uniform(size=tuple(n - s + 1 for n, s in zip(shape, roi, strict=True)))
     weights /= weights.sum()
-    counts, presence = crop_windows.crop_expectations(label, weights, roi, 6, 8)
+    counts, presence = crop_counts.crop_expectations(label, weights, roi, 6, 8)
     expected_counts, expected_presence = brute_expectations(label, weights, roi, 8)
     np.testing.assert_allclose(counts, expected_counts, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(presence, expected_presence, rtol=1e-12, atol=1e-12)

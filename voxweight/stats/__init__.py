@@ -11,7 +11,8 @@ Modules, listed so that each imports only modules after it: ``scan`` (workers, a
 ``level_weights`` (the class's weights from its counts at a level), ``files``
 (finding and reading label files), ``from_pipeline`` (counting a pipeline's samples), ``weights`` (counts ->
 weights), ``serialise`` (JSON), ``distributed`` (sums over ranks), ``images`` (opening one file with nibabel,
-checked), ``counting`` (exact label counts), ``crop_windows`` (the per-volume box sums of the crops).
+checked), ``counting`` (exact label counts), ``crop_windows`` (where the crops start), ``crop_counts`` (the
+per-volume box sums of the crops).
 """
 
 from voxweight.stats.files import list_label_files, load_label, read_errors

@@ -9,10 +9,12 @@ is the box's voxels, not the volume's: for a tumour, a small fraction.
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import Any
 
-__all__ = ["along", "box_window_sums", "count_dtype", "foreground_box", "window_sums"]
+import numpy as np
+
+__all__ = ["along", "axis_order", "box_interval_sums", "box_window_sums", "c_frame", "count_dtype", "foreground_box",
+           "interval_sums", "window_groups", "window_sums"]
 
 
 def count_dtype(bound: int) -> type:
@@ -56,6 +58,28 @@ def foreground_box(label: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
+def c_frame(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``x`` as a C-ordered view: its transpose when it is stored in Fortran order (NIfTI's), and whether so.
+
+    Example:
+        >>> view, flipped = c_frame(np.asfortranarray(np.zeros((2, 3))))
+        >>> view.shape, flipped, view.flags.c_contiguous
+        ((3, 2), True, True)
+    """
+    flipped = x.ndim > 1 and x.flags.f_contiguous and not x.flags.c_contiguous
+    return (x.T, True) if flipped else (x, False)
+
+
+def axis_order(lengths: tuple[int, ...], outs: tuple[int, ...]) -> list[int]:
+    """The axes to reduce from ``lengths`` to ``outs``: those that shrink most first, the last (contiguous) one last.
+
+    Example:
+        >>> axis_order((10, 10, 10), (9, 2, 5))
+        [1, 0, 2]
+    """
+    return [*sorted(range(len(lengths) - 1), key=lambda a: outs[a] / lengths[a]), len(lengths) - 1]
+
+
 def along(axis: int, index: int | slice) -> tuple:
     """An index selecting ``index`` along ``axis`` (everything on the axes before it).
 
@@ -66,14 +90,38 @@ def along(axis: int, index: int | slice) -> tuple:
     return (slice(None),) * axis + (index,)
 
 
+def window_groups(starts: int, size: int, origin: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of crop starts that see the same part of a box: first start of each run, and its window.
+
+    Start ``t`` covers ``[t, t + size)``; cut to a box at ``origin .. origin + m - 1`` that is
+    ``[lo_t, hi_t) = [t - origin, t + size - origin)`` clipped to ``[0, m]``. Starts whose crops hang over
+    the box's end by different amounts see the same voxels: their sums are equal, so their weights can be
+    summed first (``np.add.reduceat(W, first, axis)``) and only the distinct windows computed.
+
+    Args:
+        starts: the number of crop starts (``0 .. starts - 1``).
+        size: the crop size.
+        origin: the box's first position.
+        m: the box's length.
+
+    Returns:
+        ``(first, lo, hi)``: int64 arrays, one entry per run, ``lo`` and ``hi`` non-decreasing.
+
+    Example:
+        >>> [a.tolist() for a in window_groups(6, 4, 2, 2)]  # starts 0-2 see the whole box, 3 its end, 4-5 none
+        [[0, 3, 4], [0, 1, 2], [2, 2, 2]]
+    """
+    t = np.arange(starts)
+    lo, hi = np.clip(t - origin, 0, m), np.clip(t + size - origin, 0, m)
+    first = np.flatnonzero(np.r_[True, (np.diff(lo) != 0) | (np.diff(hi) != 0)])
+    return first, lo[first], hi[first]
+
+
 def window_sums(x: np.ndarray, axis: int, size: int, starts: int, bound: int, origin: int = 0) -> np.ndarray:
     """Sums of ``x`` over the windows ``[t, t + size)`` of ``axis`` (``t < starts``), ``x`` starting at ``origin``.
 
     ``x`` holds positions ``origin .. origin + m - 1`` of the axis (0 elsewhere), so window ``t`` sums ``x`` over
-    ``[lo_t, hi_t) = [t - origin, t + size - origin)`` clipped to ``[0, m]``. The first window is one reduction,
-    each next one the previous plus the slab entering minus the one leaving (adding first); many small windows
-    are differences of running sums; the last (contiguous) axis is one float32 product with the 0/1 band of
-    windows (exact below 2**24; else it is turned second). Smallest unsigned dtype.
+    ``[lo_t, hi_t) = [t - origin, t + size - origin)`` clipped to ``[0, m]`` (:func:`interval_sums`).
 
     Args:
         x: unsigned (or bool-as-uint8) counts.
@@ -97,19 +145,43 @@ def window_sums(x: np.ndarray, axis: int, size: int, starts: int, bound: int, or
     """
     m = x.shape[axis]
     t = np.arange(starts)
-    lo, hi = np.clip(t - origin, 0, m), np.clip(t + size - origin, 0, m)
-    span = min(size, m)
-    if axis == x.ndim - 1 and x.ndim > 1 and starts <= 128 and bound * span < 1 << 24:  # rows: one exact matmul
-        j = torch.arange(m)[:, None]
-        band = (j >= torch.from_numpy(lo)) & (j < torch.from_numpy(hi))  # torch: its thread setting, not BLAS's
-        rows = torch.from_numpy(x.reshape(-1, m).astype(np.float32))
-        sums = (rows @ band.float()).numpy()
-        return sums.astype(count_dtype(bound * span)).reshape(*x.shape[:-1], starts)
+    return interval_sums(x, axis, np.clip(t - origin, 0, m), np.clip(t + size - origin, 0, m), bound)
+
+
+def interval_sums(x: np.ndarray, axis: int, lo: np.ndarray, hi: np.ndarray, bound: int) -> np.ndarray:
+    """Sums of ``x`` over ``[lo_i, hi_i)`` along ``axis``, ``lo`` and ``hi`` non-decreasing, in ``[0, m]``.
+
+    The first window is one reduction, each next one the previous plus the slabs entering minus those
+    leaving (adding first, one operation per change); where that costs more slab operations than running
+    sums of every slab, differences of running sums. The last (contiguous) axis is turned second first
+    (one copy: whole slabs then, not strided columns). Smallest unsigned dtype that holds the sums.
+
+    Args:
+        x: unsigned (or bool-as-uint8) counts.
+        axis: the axis summed.
+        lo: first element of each window.
+        hi: one past the last element of each window (``>= lo``).
+        bound: the largest value in ``x`` (or more).
+
+    Returns:
+        The sums, ``len(lo)`` along ``axis``.
+
+    Shape:
+        - x: ``[..., m, ...]``; output: ``[..., len(lo), ...]``.
+
+    Example:
+        >>> interval_sums(np.array([1, 0, 1, 1, 0], np.uint8), 0, np.array([0, 0, 2]), np.array([1, 4, 5]), 1).tolist()
+        [1, 3, 2]
+    """
+    m, starts = x.shape[axis], len(lo)
+    span = int((hi - lo).max()) if starts else 0
     if axis == x.ndim - 1 and x.ndim > 2:  # along rows: slabs would be strided columns, so turn them first
-        turned = window_sums(np.ascontiguousarray(np.moveaxis(x, -1, 1)), 1, size, starts, bound, origin)
+        turned = interval_sums(np.ascontiguousarray(np.moveaxis(x, -1, 1)), 1, lo, hi, bound)
         return np.moveaxis(turned, 1, -1)
-    small = 2 * (starts - 1) > m  # small windows: running sums of every voxel, then differences
-    dtype = count_dtype(bound * (m if small else span + 1))
+    moved = int(hi[-1] - hi[0] + lo[-1] - lo[0]) if starts else 0
+    small = 2 * m + 3 * starts < span + moved + starts  # running sums beat sliding (slab operations each way)
+    step = int(np.diff(hi).max()) if starts > 1 else 0
+    dtype = count_dtype(bound * (m if small else span + step))
     out = np.empty((*x.shape[:axis], starts, *x.shape[axis + 1:]), dtype=dtype)
     if small:
         total = np.zeros((*x.shape[:axis], m + 1, *x.shape[axis + 1:]), dtype=dtype)
@@ -117,16 +189,28 @@ def window_sums(x: np.ndarray, axis: int, size: int, starts: int, bound: int, or
             np.add(total[along(axis, slice(i, i + 1))], x[along(axis, slice(i, i + 1))],
                    out=total[along(axis, slice(i + 1, i + 2))])
         return np.subtract(np.take(total, hi, axis=axis), np.take(total, lo, axis=axis), out=out)
-    first = out[along(axis, slice(0, 1))]
-    np.add.reduce(x[along(axis, slice(int(lo[0]), int(hi[0])))], axis=axis, dtype=dtype, out=first, keepdims=True)
-    for i in range(1, starts):
-        now, before = out[along(axis, slice(i, i + 1))], out[along(axis, slice(i - 1, i))]
-        np.copyto(now, before)
-        if hi[i] > hi[i - 1]:
-            np.add(now, x[along(axis, slice(int(hi[i]) - 1, int(hi[i])))], out=now)
-        if lo[i] > lo[i - 1]:
-            np.subtract(now, x[along(axis, slice(int(lo[i]) - 1, int(lo[i])))], out=now)
+    if starts:
+        first = out[along(axis, slice(0, 1))]
+        np.add.reduce(x[along(axis, slice(int(lo[0]), int(hi[0])))], axis=axis, dtype=dtype, out=first, keepdims=True)
+    for i in range(1, starts):  # the previous window, plus the slabs entering, minus those leaving
+        now = out[along(axis, slice(i, i + 1))]
+        source = _slide(x, axis, int(hi[i - 1]), int(hi[i]), out[along(axis, slice(i - 1, i))], now, np.add)
+        source = _slide(x, axis, int(lo[i - 1]), int(lo[i]), source, now, np.subtract)
+        if source is not now:
+            np.copyto(now, source)
     return out
+
+
+def _slide(x: np.ndarray, axis: int, a: int, b: int, source: np.ndarray, now: np.ndarray, combine: Any
+           ) -> np.ndarray:
+    """``now = combine(source, sum of x[a:b] along axis)``, and ``now``; ``source`` untouched when ``b <= a``."""
+    if b <= a:
+        return source
+    part = x[along(axis, slice(a, b))]
+    if b - a > 1:
+        part = np.add.reduce(part, axis=axis, dtype=now.dtype, keepdims=True)
+    combine(source, part, out=now)
+    return now
 
 
 def box_window_sums(inside: np.ndarray, box: tuple[slice, ...], size: tuple[int, ...], starts: tuple[int, ...],
@@ -151,4 +235,29 @@ def box_window_sums(inside: np.ndarray, box: tuple[slice, ...], size: tuple[int,
     for axis in order:
         inside = window_sums(inside, axis + 1, size[axis], starts[axis], bound, box[axis].start)
         bound *= min(size[axis], box[axis].stop - box[axis].start)
+    return inside
+
+
+def box_interval_sums(inside: np.ndarray, windows: list[tuple[np.ndarray, np.ndarray]], order: list[int]
+                      ) -> np.ndarray:
+    """The sums of stacked class indicators over given windows of a box, one spatial axis after another.
+
+    Args:
+        inside: 0/1 ``uint8`` indicators ``[K, *box shape]``.
+        windows: per spatial axis, ``(lo, hi)`` in box coordinates (:func:`window_groups`).
+        order: the spatial axes in the order to sum them.
+
+    Returns:
+        ``[K, len(lo) per axis]`` unsigned counts.
+
+    Example:
+        >>> lo, hi = np.array([0, 1]), np.array([1, 2])
+        >>> box_interval_sums(np.ones((1, 2), np.uint8), [(lo, hi)], [0]).tolist()
+        [[1, 1]]
+    """
+    bound = 1
+    for axis in order:
+        lo, hi = windows[axis]
+        inside = interval_sums(inside, axis + 1, lo, hi, bound)
+        bound *= int((hi - lo).max()) if len(lo) else 1
     return inside

@@ -1,9 +1,9 @@
-r"""Expected label counts inside random crops of one volume, exactly, with box sums (no sampling).
+r"""Where random crops of one volume start: the probability :math:`W(t)` of each start ``t``, exactly.
 
-A crop of size ``s`` starting at ``t`` covers ``[t, t + s)`` per axis, its start drawn with probability :math:`W(t)`.
-With :math:`C_k(t)` its voxels of class ``k``: :math:`E_k = \sum_t W(t) C_k(t)` (the expected counts) and
-:math:`P_k = \sum_t W(t) [C_k(t) > 0]`; :math:`C_k` are exact window sums (:func:`window_sums`) of the class indicators,
-``W`` from :func:`monai_start_weights` or :func:`nnunet_start_weights`.
+A crop of size ``s`` starting at ``t`` covers ``[t, t + s)`` per axis. :func:`monai_start_weights` gives ``W`` for
+MONAI's ``RandCropByPosNegLabel``, :func:`nnunet_start_weights` for nnU-Net's foreground oversampling, both by
+pooling centre voxels onto the starts they give (:func:`pool_centres`); :mod:`~voxweight.stats.crop_counts`
+then weighs each crop's label counts by them.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import math
 
 import numpy as np
 
-from voxweight.stats.crop_boxes import along, box_window_sums, count_dtype, foreground_box, window_sums
+from voxweight.stats.crop_boxes import along, axis_order, c_frame, count_dtype, foreground_box, window_sums
 
-__all__ = ["GROUP_BYTES", "centre_starts", "crop_expectations", "monai_start_weights",
-           "nnunet_start_weights", "pool_centres", "segment_sums", "window_sums"]
-
-GROUP_BYTES = 1 << 24  # the most bytes of class indicators stacked for one pass (16 MiB)
+__all__ = ["centre_starts", "monai_start_weights", "nnunet_start_weights", "pool_centres", "segment_sums",
+           "window_sums"]
 
 
 def centre_starts(length: int, size: int, lo: int, hi: int, origin: int = 0) -> np.ndarray:
@@ -38,17 +36,6 @@ def centre_starts(length: int, size: int, lo: int, hi: int, origin: int = 0) -> 
         [0, 0, 0, 1, 2, 2]
     """
     return np.clip(np.arange(origin, origin + length, dtype=np.int64) - size // 2, lo, hi)
-
-
-def _c_frame(x: np.ndarray) -> tuple[np.ndarray, bool]:
-    """``x`` as a C-ordered view: its transpose when it is stored in Fortran order (NIfTI's), and whether so."""
-    flipped = x.ndim > 1 and x.flags.f_contiguous and not x.flags.c_contiguous
-    return (x.T, True) if flipped else (x, False)
-
-
-def _axis_order(lengths: tuple[int, ...], outs: tuple[int, ...]) -> list[int]:
-    """The axes to reduce: those that shrink most first, the last (contiguous) one last."""
-    return [*sorted(range(len(lengths) - 1), key=lambda a: outs[a] / lengths[a]), len(lengths) - 1]
 
 
 def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...], hi: tuple[int, ...],
@@ -73,13 +60,13 @@ def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...]
         >>> pool_centres(np.array([1, 0, 0, 1, 0, 1]), (4,), (0,), (2,)).tolist()
         [1, 1, 1]
     """
-    pooled, flipped = _c_frame(centres)
+    pooled, flipped = c_frame(centres)
     origin = (0,) * centres.ndim if origin is None else origin
     size, lo, hi, origin = (tuple(v)[::-1 if flipped else 1] for v in (size, lo, hi, origin))
     bound = 1 if pooled.dtype.kind == "b" else int(pooled.max()) if pooled.dtype.kind == "u" else None  # exact
     pooled = pooled.view(np.uint8) if pooled.dtype.kind == "b" else pooled
     dtype = np.float64 if pooled.dtype.kind == "f" else np.int64
-    for axis in _axis_order(pooled.shape, tuple(b - a + 1 for a, b in zip(lo, hi, strict=True))):
+    for axis in axis_order(pooled.shape, tuple(b - a + 1 for a, b in zip(lo, hi, strict=True))):
         starts = centre_starts(pooled.shape[axis], size[axis], lo[axis], hi[axis], origin[axis])
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(starts)) + 1, [starts.size]])
         bound = None if bound is None else bound * int(np.diff(bounds).max())
@@ -123,48 +110,6 @@ def segment_sums(x: np.ndarray, bounds: np.ndarray, axis: int, dtype: type) -> n
                           out=out[along(axis, slice(i, i + 1))], keepdims=True)
         i = max(j, i + 1)
     return out
-
-
-def crop_expectations(label: np.ndarray, weights: np.ndarray, size: tuple[int, ...], top: int, num_classes: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Expected voxels per class in the crop, :math:`\sum_t W(t) C_k(t)`, and :math:`P(C_k > 0)`.
-
-    The classes ``1 .. top`` are stacked as indicators (``GROUP_BYTES`` at a time) inside the labelled voxels'
-    bounding box and summed together (:func:`~voxweight.stats.crop_boxes.box_window_sums`, exact);
-    ``C_0 = prod(size) - sum_k C_k``. C or Fortran order.
-
-    Args:
-        label: integer class indices in ``[0, top]``; every crop lies inside it.
-        weights: ``W``, the probability of each start ``0 .. shape - size`` (sums to 1).
-        size: crop size per axis.
-        top: the largest label in ``label``.
-        num_classes: ``K`` (> ``top``).
-
-    Returns:
-        ``(counts, presence)``, float64 ``[K]`` each; a class absent from ``label`` gets exactly 0.
-
-    Example:
-        >>> label = np.array([0, 0, 1, 0])
-        >>> crop_expectations(label, np.array([0.5, 0.0, 0.5]), (2,), 1, 2)  # crops [0, 1] and [2, 3]
-        (array([1.5, 0.5]), array([1. , 0.5]))
-    """
-    frame, flipped = _c_frame(label)
-    weights = np.asarray(weights.T if flipped else weights, dtype=np.float64)
-    size = tuple(size)[::-1] if flipped else tuple(size)
-    counts, presence = np.zeros(num_classes), np.zeros(num_classes)
-    rest = np.full(weights.shape, math.prod(size), dtype=np.int64)
-    box = foreground_box(frame)  # every class voxel lies in it: the sums run on the box only
-    cut = frame[box] if box is not None else frame[:0]
-    group = max(1, GROUP_BYTES // max(cut.size, 1))
-    for first in range(1, top + 1 if box is not None else 1, group):
-        classes = np.arange(first, min(first + group, top + 1))
-        inside = np.equal(cut[None], classes.reshape(-1, *(1,) * cut.ndim).astype(cut.dtype)).view(np.uint8)
-        inside = box_window_sums(inside, box, size, weights.shape, _axis_order(cut.shape, weights.shape))
-        rest -= inside.sum(axis=0, dtype=np.int64)
-        counts[classes] = (inside * weights).reshape(classes.size, -1).sum(axis=1)
-        presence[classes] = np.where(inside > 0, weights, 0.0).reshape(classes.size, -1).sum(axis=1)
-    counts[0], presence[0] = (weights * rest).sum(), weights[rest > 0].sum()
-    return counts, np.minimum(presence, 1.0)
 
 
 def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 r"""What the loss actually sees: the expected label counts inside training crops, exactly (no sampling).
 
 :func:`crop_prevalence` models MONAI's ``RandCropByPosNegLabeld`` (after the pipelines' ``SpatialPadd``) or
-nnU-Net's foreground oversampling, one volume at a time with box sums (:mod:`voxweight.stats.crop_windows`),
+nnU-Net's foreground oversampling, one volume at a time with box sums (:mod:`voxweight.stats.crop_counts`),
 and returns a :class:`~voxweight.LabelStats` of the crops; :func:`format_prevalence` sets it beside the
 dataset's own counts (:func:`voxweight.scan_labels`).
 """
@@ -18,7 +18,8 @@ import torch
 
 from voxweight._validate import check_positive_int, check_positive_number, check_spacing, describe
 from voxweight.stats.counting import value_range
-from voxweight.stats.crop_windows import crop_expectations, monai_start_weights, nnunet_start_weights
+from voxweight.stats.crop_counts import crop_expectations
+from voxweight.stats.crop_windows import monai_start_weights, nnunet_start_weights
 from voxweight.stats.files import list_label_files
 from voxweight.stats.label_stats import LabelStats
 from voxweight.stats.nifti import read_label_volume
