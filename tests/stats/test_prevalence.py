@@ -274,6 +274,24 @@ def test_box_sums_equal_brute_force_on_random_labels(shape, roi, order, few, rng
     assert counts[5] == 0 and presence[5] == 0 and counts[7] == 0
 
 
+@pytest.mark.parametrize(("shape", "roi"), [((13, 9, 11), (4, 7, 2)), ((8, 12, 10), (8, 3, 9)), ((15, 6), (2, 5)),
+                                           ((20, 18, 16), (12, 12, 8))])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("pos_ratio", [0.0, 0.3, 1.0])
+def test_monai_grouped_weights_equal_the_full_start_grid(shape, roi, order, pos_ratio, rng):
+    """W pooled straight onto the window groups gives the brute force of W on every start (both orders)."""
+    from voxweight.stats.crop_counts import monai_crop_expectations
+    from voxweight.stats.crop_windows import monai_start_weights
+
+    label = np.zeros(shape, dtype=np.uint8, order=order)
+    inner = tuple(slice(n // 4, n - n // 3) for n in shape)  # labels in a box: groups of starts share windows
+    label[inner] = rng.integers(0, 4, label[inner].shape)
+    counts, presence = monai_crop_expectations(label, roi, pos_ratio, 3, 5)
+    expected = brute_expectations(label, monai_start_weights(label, roi, pos_ratio), roi, 5)
+    np.testing.assert_allclose(counts, expected[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(presence, expected[1], rtol=1e-12, atol=1e-12)
+
+
 def test_fortran_volume_equals_its_c_copy_in_both_modes(rng):
     label = blobs((12, 10, 9), 4, seed=4)
     fortran = np.asfortranarray(label)

@@ -18,10 +18,47 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from voxweight.stats.crop_boxes import axis_order, box_interval_sums, c_frame, foreground_box, window_groups
+from voxweight.stats.crop_windows import monai_start_weights
 
-__all__ = ["FEW_CLASSES", "class_sums", "crop_expectations", "grouped_weights"]
+__all__ = ["FEW_CLASSES", "class_sums", "crop_expectations", "grouped_weights", "monai_crop_expectations"]
 
 FEW_CLASSES = 16  # up to this many classes, stacked over the labelled box; more: each in its own box
+
+
+def monai_crop_expectations(label: np.ndarray, size: tuple[int, ...], pos_ratio: float, top: int,
+                            num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`crop_expectations` of MONAI's crops, ``W`` pooled straight onto the starts that see the same box part.
+
+    Same result as ``crop_expectations(label, monai_start_weights(label, size, pos_ratio), size, top,
+    num_classes)``, without ``W`` on every start: the labelled box's window groups
+    (:func:`~voxweight.stats.crop_boxes.window_groups`) are found first and the centres pooled onto them.
+
+    Args:
+        label: class indices, shape >= ``size``.
+        size: crop size per axis.
+        pos_ratio: ``pos / (pos + neg)``.
+        top: the largest label in ``label``.
+        num_classes: ``K`` (> ``top``).
+
+    Returns:
+        ``(counts, presence)``, float64 ``[K]`` each.
+
+    Example:
+        >>> monai_crop_expectations(np.array([0, 0, 0, 0, 0, 1]), (4,), 0.5, 1, 2)[0].round(12).tolist()
+        [3.4, 0.6]
+    """
+    box = foreground_box(label)
+    if box is None or top > FEW_CLASSES:  # the per-class boxes need W on every start
+        return crop_expectations(label, monai_start_weights(label, size, pos_ratio), size, top, num_classes)
+    groups = [window_groups(n - s + 1, s, b.start, b.stop - b.start) for n, s, b in zip(label.shape, size, box,
+                                                                                          strict=True)]
+    places = [np.repeat(np.arange(first.size), np.diff(np.r_[first, n - s + 1]))
+              for (first, _, _), n, s in zip(groups, label.shape, size, strict=True)]
+    weights = monai_start_weights(label, size, pos_ratio, places)
+    frame, flipped = c_frame(label)
+    if flipped:
+        weights, size, box, groups = weights.T, tuple(size)[::-1], box[::-1], groups[::-1]
+    return _stacked(frame[box], [(lo, hi) for _, lo, hi in groups], weights, size, top, num_classes)
 
 
 def crop_expectations(label: np.ndarray, weights: np.ndarray, size: tuple[int, ...], top: int, num_classes: int
@@ -64,7 +101,8 @@ def crop_expectations(label: np.ndarray, weights: np.ndarray, size: tuple[int, .
         return counts, presence
     cut = frame[box]
     if top <= FEW_CLASSES:
-        return _stacked(cut, box, weights, size, top, num_classes)
+        reduced, windows = grouped_weights(weights, size, box)
+        return _stacked(cut, windows, reduced, size, top, num_classes)
     origin = tuple(b.start for b in box)
     for k, local in enumerate(ndi.find_objects(cut, max_label=top), start=1):
         if local is not None:
@@ -75,10 +113,12 @@ def crop_expectations(label: np.ndarray, weights: np.ndarray, size: tuple[int, .
     return counts, np.minimum(presence, 1.0)
 
 
-def _stacked(cut: np.ndarray, box: tuple[slice, ...], weights: np.ndarray, size: tuple[int, ...], top: int,
-             num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`crop_expectations` for a few classes: their indicators stacked over the labelled box, summed at once."""
-    reduced, windows = grouped_weights(weights, size, box)
+def _stacked(cut: np.ndarray, windows: list[tuple[np.ndarray, np.ndarray]], reduced: np.ndarray,
+             size: tuple[int, ...], top: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`crop_expectations` for a few classes: their indicators stacked over the labelled box, summed at once.
+
+    ``reduced`` is ``W`` summed over the starts of each window (:func:`grouped_weights`), C order like ``cut``.
+    """
     classes = np.arange(1, top + 1)
     inside = np.equal(cut[None], classes.reshape(-1, *(1,) * cut.ndim).astype(cut.dtype)).view(np.uint8)
     sums = box_interval_sums(inside, windows, axis_order(cut.shape, reduced.shape))

@@ -9,6 +9,7 @@ then weighs each crop's label counts by them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -39,8 +40,8 @@ def centre_starts(length: int, size: int, lo: int, hi: int, origin: int = 0) -> 
 
 
 def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...], hi: tuple[int, ...],
-                 origin: tuple[int, ...] | None = None) -> np.ndarray:
-    """Sum centre weights onto the crop starts they give (:func:`centre_starts` on each axis).
+                 origin: tuple[int, ...] | None = None, groups: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Sum centre weights onto the crop starts they give (:func:`centre_starts` on each axis), or onto groups of them.
 
     Args:
         centres: a weight (or 0/1 indicator) per voxel, in C or Fortran order.
@@ -48,32 +49,39 @@ def pool_centres(centres: np.ndarray, size: tuple[int, ...], lo: tuple[int, ...]
         lo: smallest start per axis.
         hi: largest start per axis.
         origin: the volume position of ``centres``' first voxel (a box cut from the volume); None: 0.
+        groups: per axis, the group of each start ``lo .. hi`` (non-decreasing by steps of 0 or 1, from 0):
+            the sums go onto the groups; None: one group per start.
 
     Returns:
-        ``W`` on the starts ``[lo, hi]`` of each axis (entry ``j`` is start ``lo + j``); unsigned or bool
-        input gives exact unsigned sums (the smallest unsigned dtype), signed int64 and float input float64.
+        ``W`` on the starts ``[lo, hi]`` of each axis (entry ``j`` is start ``lo + j``), or on the groups;
+        unsigned or bool input gives exact unsigned sums (the smallest unsigned dtype), signed int64 and
+        float input float64.
 
     Shape:
-        - centres: ``[*spatial]``; output ``[hi - lo + 1 per axis]``.
+        - centres: ``[*spatial]``; output ``[hi - lo + 1 per axis]`` (``[groups per axis]``).
 
     Example:
         >>> pool_centres(np.array([1, 0, 0, 1, 0, 1]), (4,), (0,), (2,)).tolist()
         [1, 1, 1]
+        >>> pool_centres(np.array([1, 0, 0, 1, 0, 1]), (4,), (0,), (2,), groups=[np.array([0, 0, 1])]).tolist()
+        [2, 1]
     """
     pooled, flipped = c_frame(centres)
     origin = (0,) * centres.ndim if origin is None else origin
-    size, lo, hi, origin = (tuple(v)[::-1 if flipped else 1] for v in (size, lo, hi, origin))
+    if groups is None:
+        groups = [np.arange(b - a + 1) for a, b in zip(lo, hi, strict=True)]
+    size, lo, hi, origin, groups = (tuple(v)[::-1 if flipped else 1] for v in (size, lo, hi, origin, groups))
     bound = 1 if pooled.dtype.kind == "b" else int(pooled.max()) if pooled.dtype.kind == "u" else None  # exact
     pooled = pooled.view(np.uint8) if pooled.dtype.kind == "b" else pooled
     dtype = np.float64 if pooled.dtype.kind == "f" else np.int64
-    for axis in axis_order(pooled.shape, tuple(b - a + 1 for a, b in zip(lo, hi, strict=True))):
+    for axis in axis_order(pooled.shape, tuple(int(g[-1]) + 1 for g in groups)):
         starts = centre_starts(pooled.shape[axis], size[axis], lo[axis], hi[axis], origin[axis])
-        bounds = np.concatenate([[0], np.flatnonzero(np.diff(starts)) + 1, [starts.size]])
+        places = groups[axis][starts - lo[axis]]
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(places)) + 1, [places.size]])
         bound = None if bound is None else bound * int(np.diff(bounds).max())
         dtype = dtype if bound is None else count_dtype(bound)
-        out = np.zeros((*pooled.shape[:axis], hi[axis] - lo[axis] + 1, *pooled.shape[axis + 1:]), dtype=dtype)
-        out[along(axis, slice(int(starts[0]) - lo[axis], int(starts[-1]) - lo[axis] + 1))] = segment_sums(
-            pooled, bounds, axis, dtype)
+        out = np.zeros((*pooled.shape[:axis], int(groups[axis][-1]) + 1, *pooled.shape[axis + 1:]), dtype=dtype)
+        out[along(axis, slice(int(places[0]), int(places[-1]) + 1))] = segment_sums(pooled, bounds, axis, dtype)
         pooled = out
     return pooled.T if flipped else pooled
 
@@ -112,7 +120,8 @@ def segment_sums(x: np.ndarray, bounds: np.ndarray, axis: int, dtype: type) -> n
     return out
 
 
-def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: float) -> np.ndarray:
+def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: float,
+                        groups: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """``W`` of MONAI's ``RandCropByPosNegLabel`` on a volume at least ``size`` on every axis.
 
     The centre is a uniform foreground voxel (label != 0) with probability ``pos_ratio`` (0, or 1, without
@@ -123,9 +132,11 @@ def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: flo
         label: class indices, shape >= ``size``.
         size: crop size per axis.
         pos_ratio: ``pos / (pos + neg)``.
+        groups: per axis, the group of each start (as for :func:`pool_centres`): ``W`` summed over each
+            group; None: every start.
 
     Returns:
-        float64 ``W`` on the starts ``0 .. L - s`` of each axis, summing to 1.
+        float64 ``W`` on the starts ``0 .. L - s`` of each axis (or on the groups), summing to 1.
 
     Example:
         >>> monai_start_weights(np.array([0, 0, 0, 0, 0, 1]), (4,), 0.5).round(12).tolist()
@@ -138,13 +149,14 @@ def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: flo
     p = 0.0 if n_fg == 0 else 1.0 if n_bg == 0 else pos_ratio
     hi = tuple(n - s for n, s in zip(label.shape, size, strict=True))
     origin = tuple(b.start for b in box) if box is not None else (0,) * label.ndim
-    pooled_fg = pool_centres(fg, size, (0,) * label.ndim, hi, origin).astype(np.int64)
+    groups = [np.arange(h + 1) for h in hi] if groups is None else groups
+    pooled_fg = pool_centres(fg, size, (0,) * label.ndim, hi, origin, groups).astype(np.int64)
     weights = np.zeros(pooled_fg.shape)
     if p > 0:
         weights += (p / n_fg) * pooled_fg
     if p < 1:
-        per_axis = [pool_centres(np.ones(n, dtype=np.int64), (s,), (0,), (h,))
-                    for n, s, h in zip(label.shape, size, hi, strict=True)]
+        per_axis = [pool_centres(np.ones(n, dtype=np.int64), (s,), (0,), (h,), groups=[g])
+                    for n, s, h, g in zip(label.shape, size, hi, groups, strict=True)]
         pooled_all = math.prod(np.ix_(*per_axis))  # separable: every voxel is a centre
         weights += ((1 - p) / n_bg) * (pooled_all - pooled_fg)
     return weights

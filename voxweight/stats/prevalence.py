@@ -18,8 +18,8 @@ import torch
 
 from voxweight._validate import check_positive_int, check_positive_number, check_spacing, describe
 from voxweight.stats.counting import value_range
-from voxweight.stats.crop_counts import crop_expectations
-from voxweight.stats.crop_windows import monai_start_weights, nnunet_start_weights
+from voxweight.stats.crop_counts import crop_expectations, monai_crop_expectations
+from voxweight.stats.crop_windows import nnunet_start_weights
 from voxweight.stats.files import list_label_files
 from voxweight.stats.label_stats import LabelStats
 from voxweight.stats.nifti import read_label_volume
@@ -96,15 +96,13 @@ def crop_prevalence(labels: Any, *, roi_size: int | Sequence[int], pos: float = 
         num_classes = check_positive_int("num_classes", num_classes, expected="a positive int")
     totals: list[tuple[np.ndarray, np.ndarray]] = []
     for name, array, pixdim in _volumes(labels):
-        label, roi, scale = _prepare(name, array, pixdim, size, spacing, num_classes)
-        top = int(label.max())
+        label, roi, scale, top = _prepare(name, array, pixdim, size, spacing, num_classes)
         k = num_classes if num_classes is not None else top + 1
         if forced is None:
-            padded = _pad_to(label, roi)
-            weights = monai_start_weights(padded, roi, pos_ratio)
+            counts, presence = monai_crop_expectations(_pad_to(label, roi), roi, pos_ratio, top, k)
         else:
             padded, weights = nnunet_start_weights(label, roi, forced)
-        counts, presence = crop_expectations(padded, weights, roi, top, k)
+            counts, presence = crop_expectations(padded, weights, roi, top, k)
         totals.append((counts * scale, presence, math.prod(roi) * scale))
     return _assemble(totals, num_classes)
 
@@ -161,8 +159,8 @@ def _volumes(labels: Any) -> Iterator[Volume]:
 
 
 def _prepare(name: str, array: np.ndarray, pixdim: tuple[float, ...] | None, size: int | tuple[int, ...],
-             spacing: Any, num_classes: int | None) -> tuple[np.ndarray, tuple[int, ...], float]:
-    """The checked label map, its crop size in its own voxels, and the factor to ``prod(roi_size)`` voxels."""
+             spacing: Any, num_classes: int | None) -> tuple[np.ndarray, tuple[int, ...], float, int]:
+    """The checked label, its crop size in its own voxels, the factor to ``prod(roi_size)`` voxels, the top label."""
     ndim = len(size) if isinstance(size, tuple) else array.ndim - (array.ndim == 4 and array.shape[0] == 1)
     if array.ndim == ndim + 1 and array.shape[0] == 1:
         array = array[0]
@@ -182,11 +180,11 @@ def _prepare(name: str, array: np.ndarray, pixdim: tuple[float, ...] | None, siz
         label = label.astype(np.int64)
     roi = size if isinstance(size, tuple) else (size,) * ndim
     if spacing is None:
-        return label, roi, 1.0
+        return label, roi, 1.0, int(hi)
     target = check_spacing("spacing", spacing, ndim)
     own = target if pixdim is None else tuple(pixdim[:ndim])
     native = tuple(max(1, round(r * t / p)) for r, t, p in zip(roi, target, own, strict=True))
-    return label, native, math.prod(roi) / math.prod(native)
+    return label, native, math.prod(roi) / math.prod(native), int(hi)
 
 
 def _pad_to(label: np.ndarray, roi: tuple[int, ...]) -> np.ndarray:
