@@ -54,7 +54,7 @@ def monai_crop_expectations(label: np.ndarray, size: tuple[int, ...], pos_ratio:
                                                                                           strict=True)]
     places = [np.repeat(np.arange(first.size), np.diff(np.r_[first, n - s + 1]))
               for (first, _, _), n, s in zip(groups, label.shape, size, strict=True)]
-    weights = monai_start_weights(label, size, pos_ratio, places)
+    weights = monai_start_weights(label, size, pos_ratio, places, box)
     frame, flipped = c_frame(label)
     if flipped:
         weights, size, box, groups = weights.T, tuple(size)[::-1], box[::-1], groups[::-1]

@@ -121,7 +121,8 @@ def segment_sums(x: np.ndarray, bounds: np.ndarray, axis: int, dtype: type) -> n
 
 
 def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: float,
-                        groups: Sequence[np.ndarray] | None = None) -> np.ndarray:
+                        groups: Sequence[np.ndarray] | None = None, box: tuple[slice, ...] | None = None
+                        ) -> np.ndarray:
     """``W`` of MONAI's ``RandCropByPosNegLabel`` on a volume at least ``size`` on every axis.
 
     The centre is a uniform foreground voxel (label != 0) with probability ``pos_ratio`` (0, or 1, without
@@ -134,6 +135,7 @@ def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: flo
         pos_ratio: ``pos / (pos + neg)``.
         groups: per axis, the group of each start (as for :func:`pool_centres`): ``W`` summed over each
             group; None: every start.
+        box: ``foreground_box(label)`` when already known (it must be that box); None: found here.
 
     Returns:
         float64 ``W`` on the starts ``0 .. L - s`` of each axis (or on the groups), summing to 1.
@@ -142,7 +144,7 @@ def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: flo
         >>> monai_start_weights(np.array([0, 0, 0, 0, 0, 1]), (4,), 0.5).round(12).tolist()
         [0.3, 0.1, 0.6]
     """
-    box = foreground_box(label)  # centres outside it weigh 0: pool the box only
+    box = foreground_box(label) if box is None else box  # centres outside it weigh 0: pool the box only
     fg = label[box] != 0 if box is not None else label != 0
     n_fg = int(np.count_nonzero(fg))
     n_bg = label.size - n_fg

@@ -171,7 +171,7 @@ def _prepare(name: str, array: np.ndarray, pixdim: tuple[float, ...] | None, siz
         raise ValueError(f"{name}: expected at least one voxel, got shape {list(array.shape)}")
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected integer class indices, got dtype {array.dtype}")
-    lo, hi = value_range(array, name)
+    lo, hi = (0.0, float(array.max())) if array.dtype.kind in "bu" else value_range(array, name)  # unsigned: >= 0
     if lo < 0 or (num_classes is not None and hi >= num_classes):
         top = "" if num_classes is None else f" and < num_classes={num_classes}"
         raise ValueError(f"{name}: expected class indices >= 0{top}, got values in [{lo:g}, {hi:g}]")
