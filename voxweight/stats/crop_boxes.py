@@ -111,9 +111,14 @@ def window_groups(starts: int, size: int, origin: int, m: int) -> tuple[np.ndarr
         >>> [a.tolist() for a in window_groups(6, 4, 2, 2)]  # starts 0-2 see the whole box, 3 its end, 4-5 none
         [[0, 3, 4], [0, 1, 2], [2, 2, 2]]
     """
-    t = np.arange(starts)
-    lo, hi = np.clip(t - origin, 0, m), np.clip(t + size - origin, 0, m)
-    first = np.flatnonzero(np.r_[True, (np.diff(lo) != 0) | (np.diff(hi) != 0)])
+    t = np.arange(-origin, starts - origin)
+    lo = np.minimum(np.maximum(t, 0), m)  # np.clip costs more than both on short arrays
+    hi = np.minimum(np.maximum(t + size, 0), m)
+    change = np.empty(starts, dtype=bool)
+    change[:1] = True
+    np.not_equal(lo[1:], lo[:-1], out=change[1:])
+    change[1:] |= hi[1:] != hi[:-1]
+    first = np.flatnonzero(change)
     return first, lo[first], hi[first]
 
 

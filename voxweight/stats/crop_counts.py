@@ -120,6 +120,7 @@ def _stacked(cut: np.ndarray, windows: list[tuple[np.ndarray, np.ndarray]], redu
     ``reduced`` is ``W`` summed over the starts of each window (:func:`grouped_weights`), C order like ``cut``.
     """
     classes = np.arange(1, top + 1)
+    cut = np.ascontiguousarray(cut)  # one copy of the box: the K comparisons then read it contiguously
     inside = np.equal(cut[None], classes.reshape(-1, *(1,) * cut.ndim).astype(cut.dtype)).view(np.uint8)
     sums = box_interval_sums(inside, windows, axis_order(cut.shape, reduced.shape))
     rest = math.prod(size) - sums.sum(axis=0, dtype=np.int64)  # C_0
