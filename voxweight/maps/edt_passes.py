@@ -5,7 +5,7 @@
 ``f'(i) = min_j f(j) + s^2 (i - j)^2``, one offset ``o = |i - j|`` at a time, dropping every group of lines
 once ``(s o)^2`` exceeds all its values (each check a host sync). A band shorter than the lines goes to
 :func:`~voxweight.maps.band_pass.band_pass` instead: every offset of the band, three ops each, on the
-tensor's own layout, no early exit (about 2x faster for the boundary maps' object windows, and no host
+tensor's own layout, no early exit (about 2.5x faster for the boundary maps' object windows, and no host
 sync off the CPU, so a boundary map on a GPU syncs only for its connected components and object boxes).
 All are exact. Work arrays stay within a chunk budget
 (:func:`tile_budget`): cache-sized on the CPU (8 MiB, within L3: the offsets of a chunk then reuse it from the
@@ -18,13 +18,13 @@ import math
 
 import torch
 
-from voxweight.maps.band_pass import band_pass
+from voxweight.maps.band_pass import BAND_DEVICE_TILE_BYTES, BAND_TILE_BYTES, band_pass, band_tile_budget
 
 __all__ = ["EARLY_CHECK", "EDT_DEVICE_TILE_BYTES", "EDT_TILE_BYTES", "LINE_GROUP", "axis_pass", "min_plus_pass",
            "scan_pass", "tile_budget"]
 
-EDT_TILE_BYTES = 8 * 2**20  # the work arrays of one pass's chunk of lines, on the CPU (in L3: 2 MiB was slower)
-EDT_DEVICE_TILE_BYTES = 256 * 2**20  # the same off the CPU
+EDT_TILE_BYTES = BAND_TILE_BYTES  # the work arrays of one pass's chunk of lines, on the CPU: the band pass's budget
+EDT_DEVICE_TILE_BYTES = BAND_DEVICE_TILE_BYTES  # the same off the CPU
 EARLY_CHECK = 8  # the doubling scan keeps here only the lines with a voxel farther than 7 from its target
 LINE_GROUP = 32  # neighbouring lines that go through a pass together (a group leaves the loop as one)
 
@@ -36,7 +36,7 @@ def tile_budget(device: torch.device) -> int:
         >>> tile_budget(torch.device("cpu")) == EDT_TILE_BYTES
         True
     """
-    return EDT_TILE_BYTES if device.type == "cpu" else EDT_DEVICE_TILE_BYTES
+    return band_tile_budget(device)
 
 
 def scan_pass(targets: torch.Tensor, step: float, dtype: torch.dtype) -> torch.Tensor:

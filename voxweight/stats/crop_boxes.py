@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["along", "axis_order", "box_interval_sums", "box_window_sums", "c_frame", "count_dtype", "foreground_box",
-           "interval_sums", "window_groups", "window_sums"]
+__all__ = ["along", "axis_order", "box_interval_sums", "box_window_sums", "box_windows", "c_frame", "count_dtype",
+           "foreground_box", "interval_sums", "window_groups", "window_sums"]
 
 
 def count_dtype(bound: int) -> type:
@@ -90,6 +90,19 @@ def along(axis: int, index: int | slice) -> tuple:
     return (slice(None),) * axis + (index,)
 
 
+def box_windows(starts: int, size: int, origin: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[lo_t, hi_t)``: the part of a box at ``origin .. origin + m - 1`` that the crop ``[t, t + size)`` covers.
+
+    ``[t - origin, t + size - origin)`` clipped to ``[0, m]``, for every start ``t < starts``.
+
+    Example:
+        >>> [a.tolist() for a in box_windows(4, 2, 2, 3)]  # a box at positions 2-4
+        [[0, 0, 0, 1], [0, 1, 2, 3]]
+    """
+    t = np.arange(-origin, starts - origin)
+    return np.minimum(np.maximum(t, 0), m), np.minimum(np.maximum(t + size, 0), m)  # np.clip costs more
+
+
 def window_groups(starts: int, size: int, origin: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The runs of crop starts that see the same part of a box: first start of each run, and its window.
 
@@ -111,9 +124,7 @@ def window_groups(starts: int, size: int, origin: int, m: int) -> tuple[np.ndarr
         >>> [a.tolist() for a in window_groups(6, 4, 2, 2)]  # starts 0-2 see the whole box, 3 its end, 4-5 none
         [[0, 3, 4], [0, 1, 2], [2, 2, 2]]
     """
-    t = np.arange(-origin, starts - origin)
-    lo = np.minimum(np.maximum(t, 0), m)  # np.clip costs more than both on short arrays
-    hi = np.minimum(np.maximum(t + size, 0), m)
+    lo, hi = box_windows(starts, size, origin, m)
     change = np.empty(starts, dtype=bool)
     change[:1] = True
     np.not_equal(lo[1:], lo[:-1], out=change[1:])
@@ -148,9 +159,7 @@ def window_sums(x: np.ndarray, axis: int, size: int, starts: int, bound: int, or
         >>> window_sums(np.array([1, 1, 0], np.uint8), 0, 2, 4, 1, origin=2).tolist()  # x at positions 2-4
         [0, 1, 2, 1]
     """
-    m = x.shape[axis]
-    t = np.arange(starts)
-    return interval_sums(x, axis, np.clip(t - origin, 0, m), np.clip(t + size - origin, 0, m), bound)
+    return interval_sums(x, axis, *box_windows(starts, size, origin, x.shape[axis]), bound)
 
 
 def interval_sums(x: np.ndarray, axis: int, lo: np.ndarray, hi: np.ndarray, bound: int) -> np.ndarray:
@@ -236,11 +245,8 @@ def box_window_sums(inside: np.ndarray, box: tuple[slice, ...], size: tuple[int,
         >>> box_window_sums(np.ones((1, 2), np.uint8), (slice(1, 3),), (2,), (3,), [0]).tolist()
         [[1, 2, 1]]
     """
-    bound = 1
-    for axis in order:
-        inside = window_sums(inside, axis + 1, size[axis], starts[axis], bound, box[axis].start)
-        bound *= min(size[axis], box[axis].stop - box[axis].start)
-    return inside
+    windows = [box_windows(t, s, b.start, b.stop - b.start) for t, s, b in zip(starts, size, box, strict=True)]
+    return box_interval_sums(inside, windows, order)
 
 
 def box_interval_sums(inside: np.ndarray, windows: list[tuple[np.ndarray, np.ndarray]], order: list[int]

@@ -186,8 +186,8 @@ def _background_presence(foreground: np.ndarray, box: tuple[slice, ...], weights
     fits = tuple(slice(b.start, b.stop - s + 1) for b, s in zip(box, size, strict=True))
     if any(f.stop <= f.start for f in fits):
         return float(weights.sum())
-    windows = [(np.arange(f.stop - f.start) + f.start - b.start,) for f, b in zip(fits, box, strict=True)]
-    windows = [(lo, lo + s) for (lo,), s in zip(windows, size, strict=True)]
+    firsts = [np.arange(f.start - b.start, f.stop - b.start) for f, b in zip(fits, box, strict=True)]
+    windows = [(lo, lo + s) for lo, s in zip(firsts, size, strict=True)]  # whole crops, inside the box
     counts = box_interval_sums(foreground.view(np.uint8)[None], windows,
                                axis_order(foreground.shape, tuple(len(lo) for lo, _ in windows)))[0]
     some = np.ones(weights.shape, dtype=bool)

@@ -157,7 +157,7 @@ def monai_start_weights(label: np.ndarray, size: tuple[int, ...], pos_ratio: flo
     if p > 0:
         weights += (p / n_fg) * pooled_fg
     if p < 1:
-        per_axis = [np.bincount(g[centre_starts(n, s, 0, h)], minlength=g.size and int(g[-1]) + 1)
+        per_axis = [np.bincount(g[centre_starts(n, s, 0, h)], minlength=int(g[-1]) + 1)
                     for n, s, h, g in zip(label.shape, size, hi, groups, strict=True)]  # every voxel a centre
         pooled_all = math.prod(np.ix_(*per_axis))  # separable: every voxel is a centre
         weights += ((1 - p) / n_bg) * (pooled_all - pooled_fg)
